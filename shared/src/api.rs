@@ -1,0 +1,337 @@
+//! HTTP side of the functions (API Gateway HTTP API, payload v2): request parsing,
+//! the routes' handlers, and the one mapping from `Error` to RFC 9457 problem responses.
+
+use crate::error::Error;
+use crate::model::Principal;
+use crate::ports::ListQuery;
+use crate::service::{IntegrationService, Precondition};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
+use http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+use std::time::Instant;
+
+pub const BASE_PATH: &str = "/integrations/aws";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Builds a JSON response. Integration data is per-caller and sensitive: never cached.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn problem_type(slug: &str) -> String {
+    format!("/problems/{slug}")
+}
+
+/// The one place errors become HTTP responses (RFC 9457 `application/problem+json`).
+pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Response<Body> {
+    let (status, slug, title) = match err {
+        Error::Validation(_) => (
+            StatusCode::BAD_REQUEST,
+            "validation-failed",
+            "Invalid request",
+        ),
+        Error::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+        ),
+        Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+        Error::PreconditionFailed { .. } => (
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Precondition failed",
+        ),
+        Error::MethodNotAllowed { .. } => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        ),
+        Error::NoRoute { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        Error::Unavailable { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dependency-unavailable",
+            "A dependency is unavailable; retry later",
+        ),
+        Error::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        ),
+    };
+    let detail = match err {
+        Error::Validation(errors) => match errors.as_slice() {
+            [one] => format!("{} {}", one.field, one.message),
+            many => format!(
+                "{} fields are invalid: {}",
+                many.len(),
+                many.iter()
+                    .map(|e| e.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        Error::Unavailable {
+            dependency,
+            operation,
+            code,
+            ..
+        } => format!(
+            "{} {operation} failed ({code}); nothing was changed, retry the request",
+            dependency.as_str()
+        ),
+        // Internal details go to the log, not to callers.
+        Error::Internal(_) => "an unexpected error occurred; it has been logged".into(),
+        other => other.to_string(),
+    };
+    let mut body = json!({
+        "type": problem_type(slug),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "instance": instance,
+    });
+    if let Some(id) = request_id {
+        body["request_id"] = json!(id);
+    }
+    match err {
+        Error::Validation(errors) => body["errors"] = json!(errors),
+        Error::Conflict {
+            field: Some(field), ..
+        } => body["errors"] = json!([{"field": field, "message": detail}]),
+        Error::PreconditionFailed { current } => body["current_revision"] = json!(current),
+        _ => {}
+    }
+    let mut resp = json_response(status, &body);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    match err {
+        Error::Unavailable { retry_after, .. } => {
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs()),
+            );
+        }
+        Error::MethodNotAllowed { allow, .. } => {
+            h.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        Error::Unauthenticated => {
+            h.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        Error::Internal(msg) => tracing::error!(error = %msg, "internal error"),
+        _ => {}
+    }
+    resp
+}
+
+/// The authenticated caller from the API Gateway authorizer: a JWT subject, or the IAM
+/// principal's ARN for SigV4-signed calls. API Gateway only forwards verified identities.
+pub fn principal(req: &Request) -> Result<Principal, Error> {
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        return Err(Error::Unauthenticated);
+    };
+    let Some(auth) = ctx.authorizer.as_ref() else {
+        return Err(Error::Unauthenticated);
+    };
+    let from_jwt = auth
+        .jwt
+        .as_ref()
+        .and_then(|j| j.claims.get("sub").or_else(|| j.claims.get("client_id")));
+    let from_iam = auth.iam.as_ref().and_then(|i| i.user_arn.as_ref());
+    let from_lambda = auth.fields.get("principal").and_then(|v| v.as_str());
+    from_jwt
+        .map(String::as_str)
+        .or(from_iam.map(String::as_str))
+        .or(from_lambda)
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| Principal(p.to_owned()))
+        .ok_or(Error::Unauthenticated)
+}
+
+pub fn request_id(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+}
+
+pub fn path_id(req: &Request) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .map(str::to_owned)
+}
+
+/// `If-Match: "3"` (or `W/"3"`, or `*`).
+pub fn precondition(req: &Request) -> Result<Precondition, Error> {
+    let Some(raw) = req.headers().get(IF_MATCH) else {
+        return Ok(Precondition::None);
+    };
+    let bad = || {
+        Error::validation(
+            "If-Match",
+            "must be an ETag returned by this API, e.g. \"3\"",
+        )
+    };
+    let raw = raw.to_str().map_err(|_| bad())?.trim();
+    if raw == "*" {
+        return Ok(Precondition::Any);
+    }
+    let raw = raw.strip_prefix("W/").unwrap_or(raw);
+    raw.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .and_then(|r| r.parse::<u64>().ok())
+        .map(Precondition::Revision)
+        .ok_or_else(bad)
+}
+
+pub fn etag(revision: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// Runs a route's logic, maps its error, and logs one line per request (no bodies).
+pub async fn serve<F>(req: Request, route: F) -> Response<Body>
+where
+    F: AsyncFnOnce(Request) -> Result<Response<Body>, Error>,
+{
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let request_id = request_id(&req);
+    let resp = match route(req).await {
+        Ok(r) => r,
+        Err(e) => problem(&e, &path, request_id.as_deref()),
+    };
+    tracing::info!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        request_id,
+        "request"
+    );
+    resp
+}
+
+fn with_etag(mut resp: Response<Body>, revision: u64) -> Response<Body> {
+    resp.headers_mut().insert(ETAG, etag(revision));
+    resp
+}
+
+/// `POST /integrations/aws`.
+pub async fn create_integration(svc: &IntegrationService, req: Request) -> Response<Body> {
+    serve(req, async |req: Request| {
+        if req.method() != Method::POST {
+            return Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "POST",
+            });
+        }
+        let who = principal(&req)?;
+        let form = crate::validation::parse_new(req.body())?;
+        let created = svc.create(&who, form).await?;
+        let mut resp = with_etag(
+            json_response(StatusCode::CREATED, &created.view()),
+            created.revision,
+        );
+        if let Ok(loc) = HeaderValue::from_str(&format!("{BASE_PATH}/{}", created.id)) {
+            resp.headers_mut().insert(LOCATION, loc);
+        }
+        Ok(resp)
+    })
+    .await
+}
+
+fn list_query(req: &Request) -> Result<ListQuery, Error> {
+    let params = req.query_string_parameters_ref();
+    let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+    let mut errors = Vec::new();
+    let limit = match get("limit") {
+        None => 50,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errors.push(crate::error::FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 100",
+                ));
+                50
+            }
+        },
+    };
+    let label = get("label");
+    if let Some(l) = &label {
+        if let Err(m) = crate::validation::label(l) {
+            errors.push(crate::error::FieldError::new("label", m));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    Ok(ListQuery {
+        label,
+        limit,
+        next_token: get("next_token").filter(|t| !t.is_empty()),
+    })
+}
+
+/// `GET/PATCH/DELETE /integrations/aws/{id}` and `GET /integrations/aws`.
+pub async fn manage_integrations(svc: &IntegrationService, req: Request) -> Response<Body> {
+    serve(req, async |req: Request| {
+        principal(&req)?;
+        let id = path_id(&req);
+        match (req.method().clone(), id) {
+            (Method::GET, None) => {
+                let page = svc.list(&list_query(&req)?).await?;
+                let items: Vec<_> = page.items.iter().map(|i| i.view()).collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"items": items, "next_token": page.next_token}),
+                ))
+            }
+            (Method::GET, Some(id)) => {
+                let i = svc.get(&id).await?;
+                Ok(with_etag(
+                    json_response(StatusCode::OK, &i.view()),
+                    i.revision,
+                ))
+            }
+            (Method::PATCH, Some(id)) => {
+                let pre = precondition(&req)?;
+                let i = svc.update(&id, req.body(), pre).await?;
+                Ok(with_etag(
+                    json_response(StatusCode::OK, &i.view()),
+                    i.revision,
+                ))
+            }
+            (Method::DELETE, Some(id)) => {
+                let pre = precondition(&req)?;
+                svc.delete(&id, pre).await?;
+                let mut resp = Response::new(Body::Empty);
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                Ok(resp)
+            }
+            (m, None) => Err(Error::MethodNotAllowed {
+                method: m.to_string(),
+                allow: "GET, POST",
+            }),
+            (m, Some(_)) => Err(Error::MethodNotAllowed {
+                method: m.to_string(),
+                allow: "GET, PATCH, DELETE",
+            }),
+        }
+    })
+    .await
+}

@@ -1,0 +1,69 @@
+//! `SecretSealer` on KMS: Encrypt/Decrypt under one key with an encryption context.
+
+use crate::error::{Dependency, Result};
+use crate::model::Sealed;
+use crate::ports::{SealContext, SecretSealer};
+use async_trait::async_trait;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::Client;
+use secrecy::{ExposeSecret, SecretString};
+
+pub struct KmsSealer {
+    client: Client,
+    key_id: String,
+}
+
+impl KmsSealer {
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+}
+
+fn context(ctx: SealContext<'_>) -> std::collections::HashMap<String, String> {
+    [
+        ("integration_id".to_owned(), ctx.integration_id.to_owned()),
+        ("aws_account_id".to_owned(), ctx.aws_account_id.to_owned()),
+    ]
+    .into()
+}
+
+#[async_trait]
+impl SecretSealer for KmsSealer {
+    async fn seal(&self, secret: &SecretString, ctx: SealContext<'_>) -> Result<Sealed> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(secret.expose_secret().as_bytes()))
+            .set_encryption_context(Some(context(ctx)))
+            .send()
+            .await
+            .map_err(|e| super::unavailable(Dependency::Kms, "Encrypt", &e))?;
+        let blob = out.ciphertext_blob.ok_or_else(|| {
+            crate::error::Error::Internal("KMS Encrypt returned no ciphertext".into())
+        })?;
+        Ok(Sealed(blob.into_inner()))
+    }
+
+    async fn open(&self, sealed: &Sealed, ctx: SealContext<'_>) -> Result<SecretString> {
+        let out = self
+            .client
+            .decrypt()
+            // Pinning the key id makes KMS refuse ciphertext from any other key.
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(sealed.0.clone()))
+            .set_encryption_context(Some(context(ctx)))
+            .send()
+            .await
+            .map_err(|e| super::unavailable(Dependency::Kms, "Decrypt", &e))?;
+        let plain = out.plaintext.ok_or_else(|| {
+            crate::error::Error::Internal("KMS Decrypt returned no plaintext".into())
+        })?;
+        let text = String::from_utf8(plain.into_inner())
+            .map_err(|_| crate::error::Error::Internal("decrypted secret is not UTF-8".into()))?;
+        Ok(SecretString::from(text))
+    }
+}

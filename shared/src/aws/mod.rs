@@ -1,0 +1,91 @@
+//! AWS SDK adapters for the ports, and the one SDK configuration they share.
+
+pub mod dynamo;
+pub mod kms;
+
+use crate::error::{Dependency, Error};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::time::Duration;
+
+/// Timeouts for the service's own calls (DynamoDB, KMS). Every call is bounded; API
+/// Gateway gives up after 30 s, so one request's worst case stays well under that.
+pub fn service_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .read_timeout(Duration::from_secs(4))
+        .operation_attempt_timeout(Duration::from_secs(4))
+        .operation_timeout(Duration::from_secs(9))
+        .build()
+}
+
+/// Loads the standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, ...)
+/// once per process, so the same binary runs against AWS, moto or LocalStack.
+pub async fn load_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(service_timeouts())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// S3 needs path-style addressing behind a plain `host:port` endpoint (moto, LocalStack).
+pub fn s3_config(sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some())
+}
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "LimitExceededException",
+];
+
+/// Turns a failed SDK call into a retryable `Unavailable`, logging the details for
+/// operators. SDK error texts carry codes and request ids, never request payloads.
+pub fn unavailable<E, R>(
+    dependency: Dependency,
+    operation: &'static str,
+    err: &SdkError<E, R>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (code, secs) = match err {
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), 1),
+        SdkError::DispatchFailure(_) => ("ConnectionFailure".to_owned(), 1),
+        SdkError::ResponseError(_) => ("InvalidResponse".to_owned(), 2),
+        SdkError::ServiceError(e) => {
+            let code = e.err().code().unwrap_or("Unknown").to_owned();
+            let secs = if THROTTLING.contains(&code.as_str()) {
+                1
+            } else {
+                5
+            };
+            (code, secs)
+        }
+        _ => ("RequestNotSent".to_owned(), 5),
+    };
+    tracing::warn!(
+        dependency = dependency.as_str(),
+        operation,
+        code,
+        error = %DisplayErrorContext(err),
+        "dependency call failed"
+    );
+    Error::Unavailable {
+        dependency,
+        operation,
+        code,
+        retry_after: Duration::from_secs(secs),
+    }
+}

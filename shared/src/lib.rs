@@ -1,0 +1,39 @@
+//! Shared crate of the InfraKitchen AWS integration functions.
+//!
+//! - `model`, `validation`, `service`: the domain and its use cases;
+//! - `ports`: the small traits the use cases need from the outside world;
+//! - `aws`: adapters implementing them with the AWS SDK;
+//! - `api`: the HTTP side (routes, problem responses) used by the Lambda handlers.
+
+pub mod api;
+pub mod aws;
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod service;
+pub mod telemetry;
+pub mod validation;
+
+pub use error::{Error, FieldError};
+
+/// Reads a required environment variable at start-up, naming it when missing.
+pub fn env(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("environment variable {name} must be set"))
+}
+
+/// Everything the integration routes need, built once per process.
+pub async fn integration_service(
+    sdk: &aws_config::SdkConfig,
+) -> Result<service::IntegrationService, String> {
+    let table = env("TABLE_NAME")?;
+    let key = env("KMS_KEY_ID")?;
+    let store = aws::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let sealer = aws::kms::KmsSealer::new(aws_sdk_kms::Client::new(sdk), key);
+    Ok(service::IntegrationService::new(
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(sealer),
+    ))
+}

@@ -1,0 +1,274 @@
+//! Use cases for integrations: create, read, list, update, delete, state-bucket requests.
+
+use crate::error::{Error, Result};
+use crate::model::{
+    now_rfc3339, BucketStatus, Integration, IntegrationPatch, LastTest, NewIntegration, Principal,
+    StateBucket,
+};
+use crate::ports::{
+    BucketGuard, IntegrationStore, ListQuery, Page, SealContext, SecretSealer, WriteOutcome,
+};
+use secrecy::SecretString;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct IntegrationService {
+    store: Arc<dyn IntegrationStore>,
+    sealer: Arc<dyn SecretSealer>,
+}
+
+/// `If-Match` as the caller sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    None,
+    Any,
+    Revision(u64),
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::Conflict {
+        detail: format!(
+            "an integration named '{name}' already exists (names are unique, ignoring case)"
+        ),
+        field: Some("name".into()),
+    }
+}
+
+/// Integration ids are ULIDs; anything else cannot exist, so it is a 404, not a lookup.
+pub fn is_valid_id(id: &str) -> bool {
+    ulid::Ulid::from_string(id).is_ok() && id.len() == 26
+}
+
+impl IntegrationService {
+    pub fn new(store: Arc<dyn IntegrationStore>, sealer: Arc<dyn SecretSealer>) -> Self {
+        Self { store, sealer }
+    }
+
+    pub fn store(&self) -> &Arc<dyn IntegrationStore> {
+        &self.store
+    }
+
+    pub async fn create(&self, who: &Principal, form: NewIntegration) -> Result<Integration> {
+        let id = ulid::Ulid::new().to_string();
+        let now = now_rfc3339();
+        let sealed = self
+            .sealer
+            .seal(
+                &form.aws_secret_access_key,
+                SealContext {
+                    integration_id: &id,
+                    aws_account_id: &form.aws_account_id,
+                },
+            )
+            .await?;
+        let state_bucket = form
+            .create_state_bucket
+            .then(|| StateBucket::pending(&form.aws_account_id, &form.aws_default_region, &now));
+        let integration = Integration {
+            id,
+            name: form.name,
+            description: form.description,
+            labels: form.labels,
+            aws_account_id: form.aws_account_id,
+            aws_access_key_id: form.aws_access_key_id,
+            secret_ciphertext: sealed,
+            aws_assumed_role_name: form.aws_assumed_role_name,
+            aws_external_id: form.aws_external_id,
+            aws_session_duration: form.aws_session_duration,
+            aws_default_region: form.aws_default_region,
+            create_state_bucket: form.create_state_bucket,
+            state_bucket,
+            last_test: None,
+            created_at: now.clone(),
+            updated_at: now,
+            created_by: who.0.clone(),
+            revision: 1,
+        };
+        match self.store.create(&integration).await? {
+            WriteOutcome::Written => Ok(integration),
+            WriteOutcome::NameTaken => Err(name_taken(&integration.name)),
+            WriteOutcome::Stale => Err(Error::Internal("ULID collision on create".into())),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Integration> {
+        if !is_valid_id(id) {
+            return Err(Error::not_found(format!("integration '{id}'")));
+        }
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("integration '{id}'")))
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Page> {
+        self.store.list(query).await
+    }
+
+    fn check_precondition(current: &Integration, pre: Precondition) -> Result<()> {
+        match pre {
+            Precondition::Revision(r) if r != current.revision => Err(Error::PreconditionFailed {
+                current: current.revision,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn stale(pre: Precondition, current: u64) -> Error {
+        match pre {
+            Precondition::None => Error::Conflict {
+                detail: "the integration was changed by another request; read it again and retry"
+                    .into(),
+                field: None,
+            },
+            _ => Error::PreconditionFailed { current },
+        }
+    }
+
+    /// Applies a PATCH body. Parsing needs the stored account id (it is immutable).
+    pub async fn update(&self, id: &str, body: &[u8], pre: Precondition) -> Result<Integration> {
+        let current = self.get(id).await?;
+        let patch = crate::validation::parse_patch(body, &current.aws_account_id)?;
+        Self::check_precondition(&current, pre)?;
+        let next = self.apply(&current, patch).await?;
+        match self.store.update(&next, &current).await? {
+            WriteOutcome::Written => Ok(next),
+            WriteOutcome::NameTaken => Err(name_taken(&next.name)),
+            WriteOutcome::Stale => Err(Self::stale(pre, current.revision)),
+        }
+    }
+
+    async fn apply(&self, current: &Integration, patch: IntegrationPatch) -> Result<Integration> {
+        let mut next = current.clone();
+        if let Some(n) = patch.name {
+            next.name = n;
+        }
+        if let Some(d) = patch.description {
+            next.description = d;
+        }
+        if let Some(l) = patch.labels {
+            next.labels = l;
+        }
+        if let Some(r) = patch.aws_assumed_role_name {
+            next.aws_assumed_role_name = r;
+        }
+        if let Some(x) = patch.aws_external_id {
+            next.aws_external_id = x;
+        }
+        if let Some(d) = patch.aws_session_duration {
+            next.aws_session_duration = d;
+        }
+        if let Some(r) = patch.aws_default_region {
+            next.aws_default_region = r;
+        }
+        if next.aws_external_id.is_some() && next.aws_assumed_role_name.is_none() {
+            return Err(Error::validation(
+                "aws_external_id",
+                "is only used with aws_assumed_role_name (the role's trust policy checks it)",
+            ));
+        }
+        let now = now_rfc3339();
+        if let Some(b) = patch.create_state_bucket {
+            next.create_state_bucket = b;
+            // Turning it off never removes a bucket or its record: state history is precious.
+            if b && next.state_bucket.is_none() {
+                next.state_bucket = Some(StateBucket::pending(
+                    &next.aws_account_id,
+                    &next.aws_default_region,
+                    &now,
+                ));
+            }
+        }
+        if let Some((key_id, secret)) = patch.keys {
+            next.secret_ciphertext = self.seal_for(&next, &secret).await?;
+            next.aws_access_key_id = key_id;
+        }
+        next.updated_at = now;
+        next.revision = current.revision + 1;
+        Ok(next)
+    }
+
+    async fn seal_for(
+        &self,
+        integration: &Integration,
+        secret: &SecretString,
+    ) -> Result<crate::model::Sealed> {
+        self.sealer
+            .seal(
+                secret,
+                SealContext {
+                    integration_id: &integration.id,
+                    aws_account_id: &integration.aws_account_id,
+                },
+            )
+            .await
+    }
+
+    /// Decrypts the stored secret with the record's own encryption context.
+    pub async fn secret_of(&self, integration: &Integration) -> Result<SecretString> {
+        self.sealer
+            .open(
+                &integration.secret_ciphertext,
+                SealContext {
+                    integration_id: &integration.id,
+                    aws_account_id: &integration.aws_account_id,
+                },
+            )
+            .await
+    }
+
+    pub async fn delete(&self, id: &str, pre: Precondition) -> Result<()> {
+        let current = self.get(id).await?;
+        Self::check_precondition(&current, pre)?;
+        match self.store.delete(&current).await? {
+            WriteOutcome::Written => Ok(()),
+            WriteOutcome::Stale => Err(Self::stale(pre, current.revision)),
+            WriteOutcome::NameTaken => Err(Error::Internal("name guard on delete".into())),
+        }
+    }
+
+    pub async fn record_test(&self, id: &str, ok: bool) -> Result<LastTest> {
+        let test = LastTest {
+            at: now_rfc3339(),
+            ok,
+        };
+        match self.store.record_test(id, &test).await? {
+            WriteOutcome::Written => Ok(test),
+            _ => Err(Error::not_found(format!("integration '{id}'"))),
+        }
+    }
+
+    /// `POST .../state-bucket`: (re)queue provisioning. A bucket that is already being
+    /// provisioned or ready is left alone and reported as it is.
+    pub async fn request_bucket(&self, id: &str) -> Result<StateBucket> {
+        let current = self.get(id).await?;
+        if let Some(b) = &current.state_bucket {
+            if matches!(
+                b.status,
+                BucketStatus::Pending | BucketStatus::Provisioning | BucketStatus::Ready
+            ) {
+                return Ok(b.clone());
+            }
+        }
+        let now = now_rfc3339();
+        let mut bucket =
+            StateBucket::pending(&current.aws_account_id, &current.aws_default_region, &now);
+        if let Some(b) = &current.state_bucket {
+            bucket.attempts = b.attempts;
+        }
+        let guard = BucketGuard {
+            allow_absent: true,
+            from: &[BucketStatus::Failed],
+            stale_before: None,
+        };
+        match self.store.set_bucket(id, &bucket, guard).await? {
+            WriteOutcome::Written => Ok(bucket),
+            // Someone else queued it between our read and write: report what is there now.
+            _ => self
+                .get(id)
+                .await?
+                .state_bucket
+                .ok_or_else(|| Error::Internal("state bucket vanished".into())),
+        }
+    }
+}
