@@ -25,15 +25,19 @@ pub fn env(name: &str) -> Result<String, String> {
 }
 
 /// Everything the integration routes need, built once per process.
-pub async fn integration_service(
+pub fn integration_service(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    kms_key_id: &str,
+) -> service::IntegrationService {
+    let store = aws::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let sealer = aws::kms::KmsSealer::new(aws_sdk_kms::Client::new(sdk), kms_key_id);
+    service::IntegrationService::new(std::sync::Arc::new(store), std::sync::Arc::new(sealer))
+}
+
+/// `integration_service` configured from `TABLE_NAME` and `KMS_KEY_ID`.
+pub fn integration_service_from_env(
     sdk: &aws_config::SdkConfig,
 ) -> Result<service::IntegrationService, String> {
-    let table = env("TABLE_NAME")?;
-    let key = env("KMS_KEY_ID")?;
-    let store = aws::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
-    let sealer = aws::kms::KmsSealer::new(aws_sdk_kms::Client::new(sdk), key);
-    Ok(service::IntegrationService::new(
-        std::sync::Arc::new(store),
-        std::sync::Arc::new(sealer),
-    ))
+    Ok(integration_service(sdk, &env("TABLE_NAME")?, &env("KMS_KEY_ID")?))
 }

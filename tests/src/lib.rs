@@ -1,1 +1,97 @@
-pub fn x() {}
+//! The local stack: what API Gateway, its authorizer and Lambda's event source mapping
+//! do in AWS, played on this machine in front of the real handlers and a local AWS
+//! (moto server). Used by the `local-api` binary and by the end-to-end tests.
+
+pub mod bootstrap;
+pub mod gateway;
+
+use std::sync::Arc;
+
+/// The functions of template.yaml, by their binary names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    CreateIntegration,
+    ManageIntegrations,
+}
+
+impl Function {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::CreateIntegration => "create-integration",
+            Function::ManageIntegrations => "manage-integrations",
+        }
+    }
+
+    pub fn from_binary(name: &str) -> Option<Self> {
+        [Function::CreateIntegration, Function::ManageIntegrations]
+            .into_iter()
+            .find(|f| f.binary() == name)
+    }
+}
+
+/// One HTTP API route: `METHOD /path/{param}` served by a function.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: Function,
+}
+
+/// Every route of the HTTP API. template.yaml declares the same set (a test checks).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/integrations/aws",
+        function: Function::CreateIntegration,
+    },
+    Route {
+        method: "GET",
+        path: "/integrations/aws",
+        function: Function::ManageIntegrations,
+    },
+    Route {
+        method: "GET",
+        path: "/integrations/aws/{id}",
+        function: Function::ManageIntegrations,
+    },
+    Route {
+        method: "PATCH",
+        path: "/integrations/aws/{id}",
+        function: Function::ManageIntegrations,
+    },
+    Route {
+        method: "DELETE",
+        path: "/integrations/aws/{id}",
+        function: Function::ManageIntegrations,
+    },
+];
+
+/// The handlers' dependencies, built once, as each Lambda's `main` does.
+#[derive(Clone)]
+pub struct Functions {
+    pub integrations: ik_shared::service::IntegrationService,
+}
+
+impl Functions {
+    pub fn new(sdk: &aws_config::SdkConfig, stack: &bootstrap::Stack) -> Arc<Self> {
+        Arc::new(Self {
+            integrations: ik_shared::integration_service(sdk, &stack.table, &stack.kms_key_id),
+        })
+    }
+
+    /// Invokes a function's HTTP handler with a request built from an API Gateway event.
+    pub async fn invoke_http(
+        &self,
+        function: Function,
+        req: lambda_http::Request,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        match function {
+            Function::CreateIntegration => {
+                ik_shared::api::create_integration(&self.integrations, req).await
+            }
+            Function::ManageIntegrations => {
+                ik_shared::api::manage_integrations(&self.integrations, req).await
+            }
+        }
+    }
+}

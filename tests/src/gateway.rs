@@ -1,0 +1,313 @@
+//! A local stand-in for API Gateway (HTTP API, payload v2) and its JWT authorizer: it
+//! checks `Authorization: Bearer <token>`, matches the route, builds the same event
+//! API Gateway would send, and hands it to the function's real handler.
+
+use crate::{Function, Functions, Route, ROUTES};
+use axum::body::Bytes;
+use base64::Engine as _;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub functions: Arc<Functions>,
+    /// Bearer token the stand-in authorizer accepts, and the `sub` claim it passes on.
+    pub token: String,
+    pub principal: String,
+    counter: AtomicU64,
+}
+
+pub enum RouteMatch {
+    Found(Route, HashMap<String, String>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Matches `/integrations/aws/01J...` against `/integrations/aws/{id}`.
+pub fn match_route(method: &str, path: &str) -> RouteMatch {
+    let path = path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let tmpl: Vec<&str> = route.path.split('/').collect();
+        if tmpl.len() != segs.len() {
+            continue;
+        }
+        let mut params = HashMap::new();
+        let ok = tmpl.iter().zip(&segs).all(|(t, s)| {
+            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                params.insert(name.to_owned(), (*s).to_owned());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !ok {
+            continue;
+        }
+        path_matched = true;
+        if route.method == method {
+            return RouteMatch::Found(*route, params);
+        }
+    }
+    if path_matched {
+        RouteMatch::MethodNotAllowed
+    } else {
+        RouteMatch::NotFound
+    }
+}
+
+/// The API Gateway v2 event for one request, as the real service builds it.
+#[allow(clippy::too_many_arguments)]
+pub fn apigw_event(
+    route: &Route,
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_params: &HashMap<String, String>,
+    claims: Option<&Value>,
+    request_id: &str,
+) -> Value {
+    let mut hdrs = Map::new();
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        match hdrs.get_mut(k.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                hdrs.insert(k.as_str().to_owned(), Value::String(v));
+            }
+        }
+    }
+    let mut query = Map::new();
+    for (k, v) in url_pairs(raw_query) {
+        match query.get_mut(&k) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                query.insert(k, Value::String(v));
+            }
+        }
+    }
+    let route_key = format!("{} {}", route.method, route.path);
+    let (body, b64) = match std::str::from_utf8(body) {
+        Ok(s) => (s.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut ctx = json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": "127.0.0.1",
+        "domainPrefix": "local",
+        "http": {
+            "method": method,
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": hdrs.get("user-agent").cloned().unwrap_or(json!("")),
+        },
+        "requestId": request_id,
+        "routeKey": route_key,
+        "stage": "$default",
+        "timeEpoch": now,
+    });
+    if let Some(claims) = claims {
+        ctx["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": hdrs,
+        "requestContext": ctx,
+        "isBase64Encoded": b64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !path_params.is_empty() {
+        event["pathParameters"] = json!(path_params);
+    }
+    if !body.is_empty() {
+        event["body"] = json!(body);
+    }
+    event
+}
+
+fn url_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Turns a handler's response into plain HTTP parts.
+pub fn response_parts(
+    resp: lambda_http::Response<lambda_http::Body>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    (parts.status, parts.headers, bytes)
+}
+
+fn gateway_message(status: StatusCode, message: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    (status, h, json!({ "message": message }).to_string().into_bytes())
+}
+
+impl Gateway {
+    pub fn new(functions: Arc<Functions>, token: String, principal: String) -> Self {
+        Self {
+            functions,
+            token,
+            principal,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Handles one HTTP request as API Gateway + authorizer + Lambda would.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let (route, params) = match match_route(method.as_str(), path) {
+            RouteMatch::Found(r, p) => (r, p),
+            RouteMatch::MethodNotAllowed | RouteMatch::NotFound => {
+                return gateway_message(StatusCode::NOT_FOUND, "Not Found")
+            }
+        };
+        // The JWT authorizer rejects before the function runs, as API Gateway does.
+        let bearer = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if bearer != Some(self.token.as_str()) {
+            let mut r = gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
+            r.1.insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let request_id = format!("local-{:x}-{n}", std::process::id());
+        let claims = json!({"sub": self.principal, "iss": "local-api"});
+        let event = apigw_event(
+            &route,
+            method.as_str(),
+            path,
+            raw_query,
+            headers,
+            body,
+            &params,
+            Some(&claims),
+            &request_id,
+        );
+        self.invoke_event(route.function, &event).await
+    }
+
+    /// Feeds an API Gateway v2 event (e.g. a file from `events/`) to a function.
+    pub async fn invoke_event(
+        &self,
+        function: Function,
+        event: &Value,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        invoke_event(&self.functions, function, event).await
+    }
+}
+
+/// Deserialises the event exactly as lambda_http does in Lambda, then runs the handler.
+pub async fn invoke_event(
+    functions: &Functions,
+    function: Function,
+    event: &Value,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    match lambda_http::request::from_str(&event.to_string()) {
+        Ok(req) => response_parts(functions.invoke_http(function, req).await),
+        Err(e) => gateway_message(
+            StatusCode::BAD_GATEWAY,
+            &format!("event does not deserialise: {e}"),
+        ),
+    }
+}
+
+/// Serves the gateway on a bound listener until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let gw = gateway.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes: Bytes = axum::body::to_bytes(body, 6 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let (status, headers, body) = gw
+                .handle(
+                    &parts.method,
+                    parts.uri.path(),
+                    parts.uri.query().unwrap_or(""),
+                    &parts.headers,
+                    &bytes,
+                )
+                .await;
+            let mut resp = axum::response::Response::new(axum::body::Body::from(body));
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            resp
+        }
+    });
+    axum::serve(listener, app).await
+}
