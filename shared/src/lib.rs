@@ -39,5 +39,9 @@ pub fn integration_service(
 pub fn integration_service_from_env(
     sdk: &aws_config::SdkConfig,
 ) -> Result<service::IntegrationService, String> {
-    Ok(integration_service(sdk, &env("TABLE_NAME")?, &env("KMS_KEY_ID")?))
+    Ok(integration_service(
+        sdk,
+        &env("TABLE_NAME")?,
+        &env("KMS_KEY_ID")?,
+    ))
 }

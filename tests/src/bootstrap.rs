@@ -3,8 +3,8 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use ik_shared::aws::dynamo::INDEX_BY_NAME;
 
@@ -71,9 +71,7 @@ pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Sta
         }
     }
     let described = ddb.describe_table().table_name(table).send().await?;
-    let stream_arn = described
-        .table
-        .and_then(|t| t.latest_stream_arn);
+    let stream_arn = described.table.and_then(|t| t.latest_stream_arn);
 
     let kms = aws_sdk_kms::Client::new(sdk);
     let alias = if key_alias.starts_with("alias/") {

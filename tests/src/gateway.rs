@@ -201,7 +201,11 @@ fn gateway_message(status: StatusCode, message: &str) -> (StatusCode, HeaderMap,
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    (status, h, json!({ "message": message }).to_string().into_bytes())
+    (
+        status,
+        h,
+        json!({ "message": message }).to_string().into_bytes(),
+    )
 }
 
 impl Gateway {
@@ -286,7 +290,10 @@ pub async fn invoke_event(
 }
 
 /// Serves the gateway on a bound listener until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, gateway: Arc<Gateway>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+) -> std::io::Result<()> {
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let gw = gateway.clone();
         async move {

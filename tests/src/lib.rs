@@ -7,6 +7,9 @@ pub mod gateway;
 
 use std::sync::Arc;
 
+/// The integration id the `events/` payloads name; tests substitute a real one.
+pub const EVENT_SAMPLE_ID: &str = "01JD5Z8Y6QJ4ZC3N1W7R8T9V0X";
+
 /// The functions of template.yaml, by their binary names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Function {

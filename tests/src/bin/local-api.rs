@@ -15,6 +15,13 @@ fn var(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if std::env::args().any(|a| a == "--routes") {
+        // One line per route, for the template drift check (scripts/check_routes.py).
+        for r in ROUTES {
+            println!("{} {} {}", r.method, r.path, r.function.binary());
+        }
+        return Ok(());
+    }
     ik_shared::telemetry::init();
     let host = var("LOCAL_API_HOST", "127.0.0.1");
     let port = var("LOCAL_API_PORT", "3000");
@@ -30,7 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!("local AWS:   {}", sdk.endpoint_url().unwrap_or("(AWS itself)"));
+    println!(
+        "local AWS:   {}",
+        sdk.endpoint_url().unwrap_or("(AWS itself)")
+    );
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
     println!("API:         {base}  (token: {token}, principal: {principal})");

@@ -1,0 +1,170 @@
+//! Test harness: a fresh table and KMS key in moto per test, the local gateway in front
+//! of the real handlers on an ephemeral port, and a small HTTP client.
+#![allow(dead_code)]
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use local_stack::bootstrap::{self, Stack};
+use local_stack::gateway::{self, Gateway};
+use local_stack::Functions;
+use serde_json::Value;
+use std::sync::Arc;
+
+pub const TOKEN: &str = "test-token";
+pub const PRINCIPAL: &str = "tester@example.com";
+pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+pub const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+
+pub fn moto_url() -> String {
+    std::env::var("IK_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// SDK configuration for a local endpoint, with the service's own timeouts.
+pub async fn sdk_for(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+        .timeout_config(ik_shared::aws::service_timeouts())
+        .load()
+        .await
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Fields named in a problem response's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub struct TestEnv {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub sdk: SdkConfig,
+    pub stack: Stack,
+    pub functions: Arc<Functions>,
+    pub gateway: Arc<Gateway>,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let sdk = sdk_for(&moto_url(), "test", "test").await;
+        Self::with_sdk(sdk).await
+    }
+
+    pub async fn with_sdk(sdk: SdkConfig) -> Self {
+        let stack = bootstrap::ensure(&sdk, &unique("it"), &unique("alias/it"))
+            .await
+            .expect("bootstrap the local stack in moto");
+        Self::serve(sdk, stack).await
+    }
+
+    /// Serves the gateway over an existing stack with the given SDK configuration.
+    pub async fn serve(sdk: SdkConfig, stack: Stack) -> Self {
+        let functions = Functions::new(&sdk, &stack);
+        let gateway = Arc::new(Gateway::new(
+            functions.clone(),
+            TOKEN.into(),
+            PRINCIPAL.into(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(gateway::serve(listener, gateway.clone()));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            sdk,
+            stack,
+            functions,
+            gateway,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("local API answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, Some(body), &[]).await
+    }
+
+    /// Every raw item in the table (small test tables only).
+    pub async fn raw_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .scan()
+            .table_name(&self.stack.table)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+}
+
+pub fn form(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "description": "test account",
+        "labels": ["test"],
+        "aws_account_id": "123456789012",
+        "aws_access_key_id": KEY_ID,
+        "aws_secret_access_key": SECRET,
+    })
+}
