@@ -335,3 +335,152 @@ pub async fn manage_integrations(svc: &IntegrationService, req: Request) -> Resp
     })
     .await
 }
+
+/// Dependencies of the test-connection function.
+#[derive(Clone)]
+pub struct TestConnectionDeps {
+    pub integrations: IntegrationService,
+    pub tester: crate::connection::ConnectionTester,
+}
+
+/// `POST /integrations/aws/test-connection` (unsaved form),
+/// `POST /integrations/aws/{id}/test-connection` (saved integration) and
+/// `GET /integrations/aws/setup-policies`.
+pub async fn test_connection(deps: &TestConnectionDeps, req: Request) -> Response<Body> {
+    use crate::connection::Subject;
+    serve(req, async |req: Request| {
+        principal(&req)?;
+        if req.uri().path().ends_with("/setup-policies") {
+            return match *req.method() {
+                Method::GET => setup_policies(&req),
+                _ => Err(Error::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    allow: "GET",
+                }),
+            };
+        }
+        if req.method() != Method::POST {
+            return Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "POST",
+            });
+        }
+        match path_id(&req) {
+            None => {
+                // Invalid forms never reach AWS.
+                let form = crate::validation::parse_new(req.body())?;
+                let report = deps
+                    .tester
+                    .run(&Subject {
+                        aws_account_id: &form.aws_account_id,
+                        aws_access_key_id: &form.aws_access_key_id,
+                        secret: &form.aws_secret_access_key,
+                        role: form.aws_assumed_role_name.as_deref(),
+                        external_id: form.aws_external_id.as_deref(),
+                        session_duration: form.aws_session_duration,
+                        region: &form.aws_default_region,
+                        check_bucket: form.create_state_bucket,
+                    })
+                    .await;
+                Ok(json_response(StatusCode::OK, &report))
+            }
+            Some(id) => {
+                let i = deps.integrations.get(&id).await?;
+                let secret = deps.integrations.secret_of(&i).await?;
+                let mut report = deps
+                    .tester
+                    .run(&Subject {
+                        aws_account_id: &i.aws_account_id,
+                        aws_access_key_id: &i.aws_access_key_id,
+                        secret: &secret,
+                        role: i.aws_assumed_role_name.as_deref(),
+                        external_id: i.aws_external_id.as_deref(),
+                        session_duration: i.aws_session_duration,
+                        region: &i.aws_default_region,
+                        check_bucket: i.create_state_bucket,
+                    })
+                    .await;
+                drop(secret);
+                report.last_test = Some(deps.integrations.record_test(&id, report.ok).await?);
+                Ok(json_response(StatusCode::OK, &report))
+            }
+        }
+    })
+    .await
+}
+
+/// The policy documents of the setup guide, filled in with the caller's values.
+fn setup_policies(req: &Request) -> Result<Response<Body>, Error> {
+    use crate::error::FieldError;
+    use crate::model::{bucket_arn, role_arn, state_bucket_name, Partition};
+    use crate::validation as v;
+    let params = req.query_string_parameters_ref();
+    let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+    let mut errors = Vec::new();
+    let mut check =
+        |field: &str, value: Option<String>, rule: fn(&str) -> Result<String, String>| {
+            value.and_then(|raw| match rule(&raw) {
+                Ok(v) => Some(v),
+                Err(m) => {
+                    errors.push(FieldError::new(field, m));
+                    None
+                }
+            })
+        };
+    let account = check("aws_account_id", get("aws_account_id"), v::account_id);
+    let region = check("region", get("region"), v::region);
+    let role = check("role_name", get("role_name"), v::role_name);
+    let external = check("external_id", get("external_id"), v::external_id);
+    let user_arn = check("user_arn", get("user_arn"), v::principal_arn);
+    let bucket = check("bucket_name", get("bucket_name"), v::bucket_name);
+    if get("aws_account_id").is_none() {
+        errors.push(FieldError::new("aws_account_id", "is required"));
+    }
+    if role.is_some() && get("user_arn").is_none() {
+        errors.push(FieldError::new(
+            "user_arn",
+            "is required with role_name (the trust policy names the user)",
+        ));
+    }
+    if external.is_some() && get("role_name").is_none() {
+        errors.push(FieldError::new(
+            "external_id",
+            "is only used with role_name",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    let account = account.ok_or_else(|| Error::validation("aws_account_id", "is required"))?;
+    let partition = match (&user_arn, &region) {
+        (_, Some(r)) => Partition::of_region(r),
+        (Some(arn), None) => v::arn_partition(arn),
+        (None, None) => Partition::Aws,
+    };
+    let bucket = bucket.unwrap_or_else(|| state_bucket_name(&account));
+    let mut policies = serde_json::Map::new();
+    let mut body = json!({
+        "aws_account_id": account,
+        "partition": partition.as_str(),
+        "bucket_arn": bucket_arn(partition, &bucket),
+    });
+    if let (Some(role), Some(user)) = (&role, &user_arn) {
+        let arn = role_arn(partition, &account, role);
+        policies.insert(
+            "role_trust_policy".into(),
+            crate::policies::role_trust_policy(user, external.as_deref()),
+        );
+        policies.insert(
+            "user_assume_role_policy".into(),
+            crate::policies::user_assume_role_policy(&arn),
+        );
+        body["role_arn"] = json!(arn);
+        body["user_arn"] = json!(user);
+    }
+    policies.insert(
+        "state_bucket_policy".into(),
+        crate::policies::state_bucket_policy(partition, &bucket),
+    );
+    body["policies"] = serde_json::Value::Object(policies);
+    Ok(json_response(StatusCode::OK, &body))
+}

@@ -7,8 +7,10 @@
 
 pub mod api;
 pub mod aws;
+pub mod connection;
 pub mod error;
 pub mod model;
+pub mod policies;
 pub mod ports;
 pub mod service;
 pub mod telemetry;
@@ -44,4 +46,16 @@ pub fn integration_service_from_env(
         &env("TABLE_NAME")?,
         &env("KMS_KEY_ID")?,
     ))
+}
+
+/// Everything the test-connection function needs, built once per process.
+pub fn test_connection_deps(
+    sdk: &aws_config::SdkConfig,
+    integrations: service::IntegrationService,
+) -> api::TestConnectionDeps {
+    let user = std::sync::Arc::new(aws::user::UserAws::new(sdk));
+    api::TestConnectionDeps {
+        integrations,
+        tester: connection::ConnectionTester::new(user.clone(), user),
+    }
 }

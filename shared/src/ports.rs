@@ -74,3 +74,128 @@ pub trait IntegrationStore: Send + Sync {
         guard: BucketGuard<'_>,
     ) -> Result<WriteOutcome>;
 }
+
+/// Credentials of a user's AWS principal (long-term keys, or a role's temporary ones).
+/// Debug shows only the masked key id.
+#[derive(Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field(
+                "access_key_id",
+                &crate::model::mask_key_id(&self.access_key_id),
+            )
+            .field("secret_access_key", &"[REDACTED]")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+/// A failed call into a user's account, classified for people: the AWS error code (from
+/// the SDK, or read from the raw response when the SDK could not), the HTTP status, and
+/// AWS's own message. None of it carries credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsFailure {
+    pub code: Option<String>,
+    pub status: Option<u16>,
+    pub message: Option<String>,
+    pub timed_out: bool,
+}
+
+impl AwsFailure {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    pub fn timed_out() -> Self {
+        AwsFailure {
+            timed_out: true,
+            ..Default::default()
+        }
+    }
+
+    /// `SignatureDoesNotMatch (HTTP 403): <AWS message>` or `timed out`.
+    pub fn describe(&self) -> String {
+        if self.timed_out {
+            return "timed out: no answer from AWS in time".into();
+        }
+        let mut s = self.code.clone().unwrap_or_else(|| "error".into());
+        if let Some(st) = self.status {
+            s.push_str(&format!(" (HTTP {st})"));
+        }
+        if let Some(m) = &self.message {
+            s.push_str(": ");
+            s.push_str(m);
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub arn: String,
+    pub account: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssumeRole<'a> {
+    pub role_arn: &'a str,
+    pub session_name: &'a str,
+    pub duration_seconds: u32,
+    pub external_id: Option<&'a str>,
+}
+
+/// STS with a user's credentials.
+#[async_trait]
+pub trait AwsIdentity: Send + Sync {
+    async fn caller_identity(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+    ) -> std::result::Result<CallerIdentity, AwsFailure>;
+    async fn assume_role(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        req: &AssumeRole<'_>,
+    ) -> std::result::Result<AwsCredentials, AwsFailure>;
+}
+
+/// What an S3 HeadBucket said about a bucket name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadBucket {
+    /// Exists and these credentials may list it.
+    Accessible {
+        region: Option<String>,
+    },
+    NotFound,
+    /// Exists (or cannot be told apart): 403.
+    Forbidden,
+}
+
+/// S3 with a user's credentials.
+#[async_trait]
+pub trait BucketAccess: Send + Sync {
+    async fn head_bucket(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        bucket: &str,
+    ) -> std::result::Result<HeadBucket, AwsFailure>;
+    /// Names of the caller's own buckets that start with `prefix`.
+    async fn own_buckets(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        prefix: &str,
+    ) -> std::result::Result<Vec<String>, AwsFailure>;
+}

@@ -533,6 +533,69 @@ pub fn region(s: &str) -> Result<String, String> {
     }
 }
 
+/// An IAM user or role ARN: `arn:<partition>:iam::<12 digits>:user/<path/name>`.
+pub fn principal_arn(s: &str) -> Result<String, String> {
+    let err = || {
+        "must be an IAM user or role ARN such as arn:aws:iam::123456789012:user/InfraKitchenUser"
+            .to_string()
+    };
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let [arn, partition, iam, region, account, resource] = parts.as_slice() else {
+        return Err(err());
+    };
+    let known = [
+        "aws",
+        "aws-cn",
+        "aws-us-gov",
+        "aws-iso",
+        "aws-iso-b",
+        "aws-iso-e",
+        "aws-iso-f",
+    ];
+    let ok = *arn == "arn"
+        && known.contains(partition)
+        && *iam == "iam"
+        && region.is_empty()
+        && account_id(account).is_ok()
+        && (resource
+            .strip_prefix("user/")
+            .or_else(|| resource.strip_prefix("role/"))
+            .is_some_and(|r| role_name(r).is_ok()));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(err())
+    }
+}
+
+pub fn arn_partition(arn: &str) -> crate::model::Partition {
+    use crate::model::Partition::*;
+    match arn.split(':').nth(1) {
+        Some("aws-cn") => AwsCn,
+        Some("aws-us-gov") => AwsUsGov,
+        Some("aws-iso") => AwsIso,
+        Some("aws-iso-b") => AwsIsoB,
+        Some("aws-iso-e") => AwsIsoE,
+        Some("aws-iso-f") => AwsIsoF,
+        _ => Aws,
+    }
+}
+
+/// An S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit).
+pub fn bucket_name(s: &str) -> Result<String, String> {
+    let ok = (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !s.contains("..");
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("must be a valid S3 bucket name (3-63 of a-z 0-9 . -)".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,10 +25,12 @@ pub enum RouteMatch {
     NotFound,
 }
 
-/// Matches `/integrations/aws/01J...` against `/integrations/aws/{id}`.
+/// Matches `/integrations/aws/01J...` against `/integrations/aws/{id}`. Like API
+/// Gateway, a literal segment wins over a parameter (`/setup-policies` is not an id).
 pub fn match_route(method: &str, path: &str) -> RouteMatch {
     let path = path.trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').collect();
+    let mut best: Option<(usize, Route, HashMap<String, String>)> = None;
     let mut path_matched = false;
     for route in ROUTES {
         let tmpl: Vec<&str> = route.path.split('/').collect();
@@ -48,14 +50,15 @@ pub fn match_route(method: &str, path: &str) -> RouteMatch {
             continue;
         }
         path_matched = true;
-        if route.method == method {
-            return RouteMatch::Found(*route, params);
+        let better = best.as_ref().is_none_or(|(n, _, _)| params.len() < *n);
+        if route.method == method && better {
+            best = Some((params.len(), *route, params));
         }
     }
-    if path_matched {
-        RouteMatch::MethodNotAllowed
-    } else {
-        RouteMatch::NotFound
+    match best {
+        Some((_, route, params)) => RouteMatch::Found(route, params),
+        None if path_matched => RouteMatch::MethodNotAllowed,
+        None => RouteMatch::NotFound,
     }
 }
 

@@ -15,6 +15,7 @@ pub const EVENT_SAMPLE_ID: &str = "01JD5Z8Y6QJ4ZC3N1W7R8T9V0X";
 pub enum Function {
     CreateIntegration,
     ManageIntegrations,
+    TestConnection,
 }
 
 impl Function {
@@ -22,13 +23,18 @@ impl Function {
         match self {
             Function::CreateIntegration => "create-integration",
             Function::ManageIntegrations => "manage-integrations",
+            Function::TestConnection => "test-connection",
         }
     }
 
     pub fn from_binary(name: &str) -> Option<Self> {
-        [Function::CreateIntegration, Function::ManageIntegrations]
-            .into_iter()
-            .find(|f| f.binary() == name)
+        [
+            Function::CreateIntegration,
+            Function::ManageIntegrations,
+            Function::TestConnection,
+        ]
+        .into_iter()
+        .find(|f| f.binary() == name)
     }
 }
 
@@ -67,18 +73,46 @@ pub const ROUTES: &[Route] = &[
         path: "/integrations/aws/{id}",
         function: Function::ManageIntegrations,
     },
+    Route {
+        method: "POST",
+        path: "/integrations/aws/test-connection",
+        function: Function::TestConnection,
+    },
+    Route {
+        method: "POST",
+        path: "/integrations/aws/{id}/test-connection",
+        function: Function::TestConnection,
+    },
+    Route {
+        method: "GET",
+        path: "/integrations/aws/setup-policies",
+        function: Function::TestConnection,
+    },
 ];
 
 /// The handlers' dependencies, built once, as each Lambda's `main` does.
 #[derive(Clone)]
 pub struct Functions {
     pub integrations: ik_shared::service::IntegrationService,
+    pub test_connection: ik_shared::api::TestConnectionDeps,
 }
 
 impl Functions {
     pub fn new(sdk: &aws_config::SdkConfig, stack: &bootstrap::Stack) -> Arc<Self> {
+        Self::with_user_sdk(sdk, sdk, stack)
+    }
+
+    /// Tests only: the service's own AWS (table, key) and the users' AWS (STS, S3) apart,
+    /// e.g. a second moto that enforces IAM. In AWS both are the same configuration.
+    pub fn with_user_sdk(
+        sdk: &aws_config::SdkConfig,
+        user_sdk: &aws_config::SdkConfig,
+        stack: &bootstrap::Stack,
+    ) -> Arc<Self> {
+        let integrations = ik_shared::integration_service(sdk, &stack.table, &stack.kms_key_id);
         Arc::new(Self {
-            integrations: ik_shared::integration_service(sdk, &stack.table, &stack.kms_key_id),
+            test_connection: ik_shared::test_connection_deps(user_sdk, integrations.clone()),
+            integrations,
         })
     }
 
@@ -94,6 +128,9 @@ impl Functions {
             }
             Function::ManageIntegrations => {
                 ik_shared::api::manage_integrations(&self.integrations, req).await
+            }
+            Function::TestConnection => {
+                ik_shared::api::test_connection(&self.test_connection, req).await
             }
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod dynamo;
 pub mod kms;
+pub mod user;
 
 use crate::error::{Dependency, Error};
 use aws_config::retry::RetryConfig;

@@ -2,6 +2,8 @@
 //! of the real handlers on an ephemeral port, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod iam;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use local_stack::bootstrap::{self, Stack};
@@ -167,4 +169,67 @@ pub fn form(name: &str) -> Value {
         "aws_access_key_id": KEY_ID,
         "aws_secret_access_key": SECRET,
     })
+}
+
+impl TestEnv {
+    /// The gateway over a fresh stack in the open moto, with users' calls (STS, S3) going
+    /// to `user_sdk` instead.
+    pub async fn with_user_sdk(user_sdk: SdkConfig) -> Self {
+        let sdk = sdk_for(&moto_url(), "test", "test").await;
+        let stack = bootstrap::ensure(&sdk, &unique("it"), &unique("alias/it"))
+            .await
+            .expect("bootstrap the local stack in moto");
+        let functions = Functions::with_user_sdk(&sdk, &user_sdk, &stack);
+        let gateway = Arc::new(Gateway::new(
+            functions.clone(),
+            TOKEN.into(),
+            PRINCIPAL.into(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(gateway::serve(listener, gateway.clone()));
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            sdk,
+            stack,
+            functions,
+            gateway,
+        }
+    }
+}
+
+/// Everything the code under test logs, at debug level for our crate.
+pub static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,ik_shared=trace"))
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+pub fn logs_contain(needle: &str) -> bool {
+    let logs = LOGS.lock().unwrap();
+    String::from_utf8_lossy(&logs).contains(needle)
+}
+
+pub fn logs_len() -> usize {
+    LOGS.lock().unwrap().len()
 }

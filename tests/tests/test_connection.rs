@@ -1,0 +1,455 @@
+//! Test Connection against real IAM users, keys, roles and trust policies in a moto that
+//! enforces IAM (issue 3).
+
+mod common;
+
+use common::iam::*;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn env() -> TestEnv {
+    capture_logs();
+    world().await;
+    // User calls go to the IAM-enforcing moto; the admin keys there only route requests
+    // (the service replaces them with the user's keys on every call).
+    let user_sdk = sdk_for(&auth_url(), "AKIAUNUSED0000000000", "unused").await;
+    TestEnv::with_user_sdk(user_sdk).await
+}
+
+fn subject(account: &str, keys: &Keys) -> Value {
+    json!({
+        "name": "probe",
+        "aws_account_id": account,
+        "aws_access_key_id": keys.id,
+        "aws_secret_access_key": keys.secret,
+    })
+}
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report}"))
+}
+
+fn statuses(report: &Value) -> Vec<(String, String)> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The secret (and any temporary credentials) must appear in neither report nor logs.
+fn assert_no_secret(report: &Value, secret: &str) {
+    assert!(!report.to_string().contains(secret), "secret in report");
+    assert!(!logs_contain(secret), "secret in logs");
+}
+
+async fn test(env: &TestEnv, form: &Value) -> Value {
+    let r = env.post("/integrations/aws/test-connection", form).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn valid_keys_pass_and_wrong_ones_fail_at_credentials() {
+    let env = env().await;
+    let w = world().await;
+    let (arn, keys) = w.user(ACCOUNT_A, "valid", None).await;
+
+    let ok = test(&env, &subject(ACCOUNT_A, &keys)).await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["caller_arn"], arn.as_str());
+    assert_eq!(
+        statuses(&ok),
+        pairs(&[("credentials", "passed"), ("account", "passed")])
+    );
+    assert!(step(&ok, "credentials")["duration_ms"].is_u64());
+    assert_no_secret(&ok, &keys.secret);
+    assert!(logs_len() > 0, "the log capture works");
+
+    // wrong secret
+    let mut bad = keys.clone();
+    bad.secret = format!("{}A", &keys.secret[..39]);
+    let r = test(&env, &subject(ACCOUNT_A, &bad)).await;
+    assert_eq!(r["ok"], false);
+    let c = step(&r, "credentials");
+    assert_eq!(c["status"], "failed");
+    assert_eq!(c["aws_error_code"], "SignatureDoesNotMatch");
+    assert!(c["detail"].as_str().unwrap().contains("secret access key"));
+    assert!(c["hint"].as_str().unwrap().contains("typos"));
+    assert_eq!(step(&r, "account")["status"], "skipped");
+    assert_no_secret(&r, &bad.secret);
+
+    // unknown key id
+    let unknown = Keys {
+        id: "AKIAZZZZZZZZZZZZZZZZ".into(),
+        secret: keys.secret.clone(),
+    };
+    let r = test(&env, &subject(ACCOUNT_A, &unknown)).await;
+    let c = step(&r, "credentials");
+    assert_eq!(c["aws_error_code"], "InvalidClientTokenId");
+    assert!(c["detail"].as_str().unwrap().contains("does not recognise"));
+    assert!(c["hint"].as_str().unwrap().contains("typos"));
+    assert_ne!(
+        c["detail"],
+        step(&test(&env, &subject(ACCOUNT_A, &bad)).await, "credentials")["detail"]
+    );
+    assert_no_secret(&r, &keys.secret);
+}
+
+#[tokio::test]
+async fn keys_of_another_account_fail_at_account() {
+    let env = env().await;
+    let (_, keys) = world().await.user(ACCOUNT_B, "elsewhere", None).await;
+    let r = test(&env, &subject(ACCOUNT_A, &keys)).await;
+    assert_eq!(r["ok"], false);
+    let a = step(&r, "account");
+    assert_eq!(a["status"], "failed");
+    assert!(a["detail"].as_str().unwrap().contains(ACCOUNT_B), "{a}");
+    assert!(a["hint"].as_str().unwrap().contains("AWS Account ID"));
+    assert_no_secret(&r, &keys.secret);
+}
+
+#[tokio::test]
+async fn role_assumption_same_account_and_cross_account() {
+    let env = env().await;
+    let w = world().await;
+    for (user_account, label) in [(ACCOUNT_A, "same"), (ACCOUNT_B, "cross")] {
+        let (user_arn, keys) = w
+            .user(
+                user_account,
+                &format!("assumer-{label}"),
+                Some(allow(&["sts:AssumeRole"], "*")),
+            )
+            .await;
+        let role = w
+            .role(
+                ACCOUNT_A,
+                &format!("InfraKitchenRole-{label}"),
+                trust(&user_arn, None),
+                allow(&["s3:*"], "*"),
+            )
+            .await;
+        let mut form = subject(ACCOUNT_A, &keys);
+        form["aws_assumed_role_name"] = json!(role);
+        form["aws_session_duration"] = json!(900);
+        let r = test(&env, &form).await;
+        assert_eq!(r["ok"], true, "{label}: {r}");
+        assert_eq!(
+            statuses(&r),
+            pairs(&[
+                ("credentials", "passed"),
+                ("account", "passed"),
+                ("assume_role", "passed"),
+                ("role_identity", "passed"),
+            ])
+        );
+        let assumed = r["assumed_role_arn"].as_str().unwrap();
+        assert!(
+            assumed.starts_with(&format!(
+                "arn:aws:sts::{ACCOUNT_A}:assumed-role/{role}/infrakitchen-"
+            )),
+            "{assumed}"
+        );
+        if label == "cross" {
+            assert!(step(&r, "account")["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cross-account"));
+        }
+        assert_no_secret(&r, &keys.secret);
+    }
+}
+
+#[tokio::test]
+async fn untrusting_role_fails_with_both_policies_filled_in() {
+    let env = env().await;
+    let w = world().await;
+    let (user_arn, keys) = w
+        .user(
+            ACCOUNT_A,
+            "untrusted",
+            Some(allow(&["sts:AssumeRole"], "*")),
+        )
+        .await;
+    let role = w
+        .role(
+            ACCOUNT_A,
+            "TrustsSomeoneElse",
+            trust(&format!("arn:aws:iam::{ACCOUNT_A}:user/someone-else"), None),
+            allow(&["s3:*"], "*"),
+        )
+        .await;
+    let mut form = subject(ACCOUNT_A, &keys);
+    form["aws_assumed_role_name"] = json!(role);
+    let r = test(&env, &form).await;
+    assert_eq!(r["ok"], false);
+    let s = step(&r, "assume_role");
+    assert_eq!(s["status"], "failed");
+    let role_arn = format!("arn:aws:iam::{ACCOUNT_A}:role/{role}");
+    let hint = s["hint"].as_str().unwrap();
+    assert!(
+        hint.contains(&role_arn) && hint.contains(&user_arn),
+        "{hint}"
+    );
+    assert!(hint.contains("sts:AssumeRole") && hint.contains("trust policy"));
+    assert_eq!(
+        s["policies"]["user_assume_role_policy"]["Statement"][0]["Resource"],
+        role_arn.as_str()
+    );
+    assert_eq!(
+        s["policies"]["role_trust_policy"]["Statement"][0]["Principal"]["AWS"],
+        user_arn.as_str()
+    );
+    assert_eq!(step(&r, "role_identity")["status"], "skipped");
+    assert_no_secret(&r, &keys.secret);
+}
+
+#[tokio::test]
+async fn external_id_right_and_wrong() {
+    let env = env().await;
+    let w = world().await;
+    let (user_arn, keys) = w
+        .user(ACCOUNT_A, "ext", Some(allow(&["sts:AssumeRole"], "*")))
+        .await;
+    let role = w
+        .role(
+            ACCOUNT_A,
+            "ExtRole",
+            trust(&user_arn, Some("tenant-42")),
+            allow(&["s3:*"], "*"),
+        )
+        .await;
+    let mut form = subject(ACCOUNT_A, &keys);
+    form["aws_assumed_role_name"] = json!(role);
+    form["aws_external_id"] = json!("tenant-42");
+    assert_eq!(test(&env, &form).await["ok"], true);
+    form["aws_external_id"] = json!("tenant-43");
+    let r = test(&env, &form).await;
+    assert_eq!(step(&r, "assume_role")["status"], "failed");
+    assert!(step(&r, "assume_role")["hint"]
+        .as_str()
+        .unwrap()
+        .contains("tenant-43"));
+}
+
+#[tokio::test]
+async fn state_bucket_available_owned_taken_forbidden() {
+    let env = env().await;
+    let w = world().await;
+    let bucket = format!("infrakitchen-{ACCOUNT_A}-bucket");
+    // AWS authorises HeadBucket as s3:ListBucket; moto asks for "s3:HeadBucket".
+    let s3_policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow",
+         "Action": ["s3:ListBucket", "s3:HeadBucket", "s3:CreateBucket", "s3:DeleteBucket"],
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]});
+    let (_, keys) = w.user(ACCOUNT_A, "bucketeer", Some(s3_policy)).await;
+    let mut form = subject(ACCOUNT_A, &keys);
+    form["create_state_bucket"] = json!(true);
+    let s3 = aws_sdk_s3::Client::from_conf(ik_shared::aws::s3_config(&sdk(&keys).await).build());
+
+    let r = test(&env, &form).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["state_bucket"]["availability"], "available");
+    assert_eq!(r["state_bucket"]["name"], bucket.as_str());
+
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let r = test(&env, &form).await;
+    assert_eq!(r["state_bucket"]["availability"], "owned", "{r}");
+    assert_eq!(r["ok"], true);
+
+    s3.delete_bucket().bucket(&bucket).send().await.unwrap();
+    let other = aws_sdk_s3::Client::from_conf(
+        ik_shared::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
+    );
+    other.create_bucket().bucket(&bucket).send().await.unwrap();
+    let r = test(&env, &form).await;
+    assert_eq!(r["state_bucket"]["availability"], "taken", "{r}");
+    assert_eq!(r["ok"], false);
+    assert!(step(&r, "state_bucket")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("another AWS account"));
+
+    let (_, bare) = w.user(ACCOUNT_A, "nos3", None).await;
+    let mut form = subject(ACCOUNT_A, &bare);
+    form["create_state_bucket"] = json!(true);
+    let r = test(&env, &form).await;
+    assert_eq!(r["state_bucket"]["availability"], "forbidden", "{r}");
+    let s = step(&r, "state_bucket");
+    assert!(s["detail"]
+        .as_str()
+        .unwrap()
+        .contains("s3:ListAllMyBuckets"));
+    assert_eq!(
+        s["policies"]["state_bucket_policy"]["Statement"][0]["Resource"],
+        format!("arn:aws:s3:::{bucket}").as_str()
+    );
+    other.delete_bucket().bucket(&bucket).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_form_gets_400_before_any_aws_call() {
+    let env = env().await;
+    let r = env
+        .post(
+            "/integrations/aws/test-connection",
+            &json!({"name": "x", "aws_account_id": "1"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_fields().contains(&"aws_account_id".to_string()));
+    assert!(r.error_fields().contains(&"aws_access_key_id".to_string()));
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_fails_the_step_with_a_timeout_within_the_bound() {
+    capture_logs();
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let hung = sdk_for(&format!("http://{addr}"), "AKIAUNUSED0000000000", "unused").await;
+    let env = TestEnv::with_user_sdk(hung).await;
+    let mut form = subject(
+        ACCOUNT_A,
+        &Keys {
+            id: KEY_ID.into(),
+            secret: SECRET.into(),
+        },
+    );
+    form["aws_assumed_role_name"] = json!("InfraKitchenRole");
+    form["create_state_bucket"] = json!(true);
+    let started = Instant::now();
+    let r = test(&env, &form).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let c = step(&r, "credentials");
+    assert_eq!(c["status"], "failed");
+    assert!(c["detail"].as_str().unwrap().contains("timed out"), "{c}");
+    assert_eq!(r["ok"], false);
+    for later in ["account", "assume_role", "role_identity", "state_bucket"] {
+        assert_eq!(step(&r, later)["status"], "skipped");
+    }
+    assert_no_secret(&r, SECRET);
+}
+
+#[tokio::test]
+async fn a_saved_integration_is_tested_by_id_and_records_last_test() {
+    let env = env().await;
+    let (_, keys) = world().await.user(ACCOUNT_A, "saved", None).await;
+    let mut form = subject(ACCOUNT_A, &keys);
+    form["name"] = json!("saved-one");
+    let created = env.post("/integrations/aws", &form).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let r = env
+        .post(
+            &format!("/integrations/aws/{id}/test-connection"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["ok"], true, "{}", r.body);
+    assert_eq!(r.body["last_test"]["ok"], true);
+    assert_no_secret(&r.body, &keys.secret);
+    let got = env.get(&format!("/integrations/aws/{id}")).await;
+    assert_eq!(got.body["last_test"], r.body["last_test"]);
+    assert_eq!(
+        got.body["revision"], 1,
+        "recording a test bumps nothing else"
+    );
+    assert_eq!(got.body["updated_at"], created.body["updated_at"]);
+
+    let missing = env
+        .post(
+            "/integrations/aws/01J0000000000000000000000Z/test-connection",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn setup_policies_are_filled_in_and_validated() {
+    let env = env().await;
+    let user = format!("arn:aws:iam::{ACCOUNT_B}:user/InfraKitchenUser");
+    let r = env
+        .get(&format!(
+            "/integrations/aws/setup-policies?aws_account_id={ACCOUNT_A}&user_arn={user}&role_name=InfraKitchenRole&external_id=ext-1"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let p = &r.body["policies"];
+    let role_arn = format!("arn:aws:iam::{ACCOUNT_A}:role/InfraKitchenRole");
+    assert_eq!(r.body["role_arn"], role_arn.as_str());
+    assert_eq!(
+        p["role_trust_policy"]["Statement"][0]["Principal"]["AWS"],
+        user.as_str()
+    );
+    assert_eq!(
+        p["role_trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "ext-1"
+    );
+    assert_eq!(
+        p["user_assume_role_policy"]["Statement"][0]["Resource"],
+        role_arn.as_str()
+    );
+    assert_eq!(
+        p["state_bucket_policy"]["Statement"][0]["Resource"],
+        format!("arn:aws:s3:::infrakitchen-{ACCOUNT_A}-bucket").as_str()
+    );
+    for doc in p.as_object().unwrap().values() {
+        assert_eq!(doc["Version"], "2012-10-17");
+        assert!(!doc["Statement"].as_array().unwrap().is_empty());
+    }
+    // The filled-in documents are accepted by IAM itself.
+    let iam = world().await.iam(ACCOUNT_A).await;
+    let name = unique("PastedRole");
+    iam.create_role()
+        .role_name(&name)
+        .assume_role_policy_document(p["role_trust_policy"].to_string())
+        .send()
+        .await
+        .expect("trust policy accepted");
+    iam.put_role_policy()
+        .role_name(&name)
+        .policy_name("state")
+        .policy_document(p["state_bucket_policy"].to_string())
+        .send()
+        .await
+        .expect("bucket policy accepted");
+
+    let bad = env
+        .get(
+            "/integrations/aws/setup-policies?aws_account_id=12&role_name=bad%20role&user_arn=nope",
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let mut f = bad.error_fields();
+    f.sort();
+    assert_eq!(f, ["aws_account_id", "role_name", "user_arn"]);
+}
