@@ -484,3 +484,62 @@ fn setup_policies(req: &Request) -> Result<Response<Body>, Error> {
     body["policies"] = serde_json::Value::Object(policies);
     Ok(json_response(StatusCode::OK, &body))
 }
+
+/// The state bucket as the API shows it: the bucket status with its integration id.
+fn bucket_body(id: &str, b: &crate::model::StateBucket) -> serde_json::Value {
+    let mut body = json!({ "integration_id": id });
+    if let (Some(obj), Ok(serde_json::Value::Object(fields))) =
+        (body.as_object_mut(), serde_json::to_value(b))
+    {
+        obj.extend(fields);
+    }
+    body
+}
+
+/// `POST /integrations/aws/{id}/state-bucket` (202: queued or already under way) and
+/// `GET /integrations/aws/{id}/state-bucket`.
+pub async fn state_bucket(p: &crate::provision::Provisioner, req: Request) -> Response<Body> {
+    serve(req, async |req: Request| {
+        principal(&req)?;
+        let Some(id) = path_id(&req) else {
+            return Err(Error::NoRoute {
+                method: req.method().to_string(),
+                path: req.uri().path().to_owned(),
+            });
+        };
+        match *req.method() {
+            Method::POST => {
+                let b = crate::provision::request(p, &id).await?;
+                Ok(json_response(StatusCode::ACCEPTED, &bucket_body(&id, &b)))
+            }
+            Method::GET => {
+                let b = crate::provision::status(p, &id).await?;
+                Ok(json_response(StatusCode::OK, &bucket_body(&id, &b)))
+            }
+            _ => Err(Error::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: "GET, POST",
+            }),
+        }
+    })
+    .await
+}
+
+/// What lambda_http does for HTTP-only functions, for a function with other triggers too.
+pub fn apigw_v2_response(
+    resp: Response<Body>,
+) -> aws_lambda_events::apigw::ApiGatewayV2httpResponse {
+    let (parts, body) = resp.into_parts();
+    let (is_base64_encoded, body) = match body {
+        Body::Empty => (false, None),
+        b @ Body::Text(_) => (false, Some(b)),
+        b @ Body::Binary(_) => (true, Some(b)),
+        _ => (false, None),
+    };
+    let mut out = aws_lambda_events::apigw::ApiGatewayV2httpResponse::default();
+    out.status_code = parts.status.as_u16() as i64;
+    out.headers = parts.headers;
+    out.body = body;
+    out.is_base64_encoded = is_base64_encoded;
+    out
+}

@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod policies;
 pub mod ports;
+pub mod provision;
 pub mod service;
 pub mod telemetry;
 pub mod validation;
@@ -58,4 +59,14 @@ pub fn test_connection_deps(
         integrations,
         tester: connection::ConnectionTester::new(user.clone(), user),
     }
+}
+
+/// Everything the provision-bucket function needs, built once per process.
+pub fn provisioner(
+    sdk: &aws_config::SdkConfig,
+    integrations: service::IntegrationService,
+    settings: provision::Settings,
+) -> provision::Provisioner {
+    let user = std::sync::Arc::new(aws::user::UserAws::new(sdk));
+    provision::Provisioner::new(integrations, user.clone(), user, settings)
 }

@@ -199,3 +199,49 @@ pub trait BucketAccess: Send + Sync {
         prefix: &str,
     ) -> std::result::Result<Vec<String>, AwsFailure>;
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateBucket {
+    Created,
+    /// Already exists in the caller's account (200 in us-east-1, or BucketAlreadyOwnedByYou).
+    AlreadyOwned,
+    /// The name belongs to another account.
+    Taken,
+}
+
+/// The hardened state of a Terraform state bucket, applied on every run so reruns converge.
+#[derive(Debug, Clone)]
+pub struct Hardening {
+    pub partition: crate::model::Partition,
+    pub noncurrent_days: u32,
+    /// SSE-KMS (with a bucket key) under this key; SSE-S3 when `None`.
+    pub kms_key_arn: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// S3 bucket administration with a user's credentials.
+#[async_trait]
+pub trait BucketAdmin: Send + Sync {
+    async fn create_bucket(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        bucket: &str,
+    ) -> std::result::Result<CreateBucket, AwsFailure>;
+    /// HeadBucket with `ExpectedBucketOwner`: does `account` own it?
+    async fn owned_by(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        bucket: &str,
+        account: &str,
+    ) -> std::result::Result<bool, AwsFailure>;
+    /// Applies every setting (concurrently); returns the ones that failed, by S3 operation.
+    async fn harden(
+        &self,
+        creds: &AwsCredentials,
+        region: &str,
+        bucket: &str,
+        spec: &Hardening,
+    ) -> Vec<(&'static str, AwsFailure)>;
+}

@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod gateway;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ pub enum Function {
     CreateIntegration,
     ManageIntegrations,
     TestConnection,
+    ProvisionBucket,
 }
 
 impl Function {
@@ -24,6 +26,7 @@ impl Function {
             Function::CreateIntegration => "create-integration",
             Function::ManageIntegrations => "manage-integrations",
             Function::TestConnection => "test-connection",
+            Function::ProvisionBucket => "provision-bucket",
         }
     }
 
@@ -32,6 +35,7 @@ impl Function {
             Function::CreateIntegration,
             Function::ManageIntegrations,
             Function::TestConnection,
+            Function::ProvisionBucket,
         ]
         .into_iter()
         .find(|f| f.binary() == name)
@@ -88,6 +92,16 @@ pub const ROUTES: &[Route] = &[
         path: "/integrations/aws/setup-policies",
         function: Function::TestConnection,
     },
+    Route {
+        method: "POST",
+        path: "/integrations/aws/{id}/state-bucket",
+        function: Function::ProvisionBucket,
+    },
+    Route {
+        method: "GET",
+        path: "/integrations/aws/{id}/state-bucket",
+        function: Function::ProvisionBucket,
+    },
 ];
 
 /// The handlers' dependencies, built once, as each Lambda's `main` does.
@@ -95,6 +109,7 @@ pub const ROUTES: &[Route] = &[
 pub struct Functions {
     pub integrations: ik_shared::service::IntegrationService,
     pub test_connection: ik_shared::api::TestConnectionDeps,
+    pub provisioner: ik_shared::provision::Provisioner,
 }
 
 impl Functions {
@@ -112,6 +127,7 @@ impl Functions {
         let integrations = ik_shared::integration_service(sdk, &stack.table, &stack.kms_key_id);
         Arc::new(Self {
             test_connection: ik_shared::test_connection_deps(user_sdk, integrations.clone()),
+            provisioner: ik_shared::provisioner(user_sdk, integrations.clone(), settings()),
             integrations,
         })
     }
@@ -132,6 +148,12 @@ impl Functions {
             Function::TestConnection => {
                 ik_shared::api::test_connection(&self.test_connection, req).await
             }
+            Function::ProvisionBucket => ik_shared::api::state_bucket(&self.provisioner, req).await,
         }
     }
+}
+
+/// Provisioning settings from the environment (as in Lambda), defaults otherwise.
+fn settings() -> ik_shared::provision::Settings {
+    ik_shared::provision::Settings::from_env().unwrap_or_default()
 }

@@ -2,6 +2,7 @@
 
 pub mod dynamo;
 pub mod kms;
+pub mod s3admin;
 pub mod user;
 
 use crate::error::{Dependency, Error};

@@ -33,8 +33,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let sdk = ik_shared::aws::load_config().await;
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
     let functions = Functions::new(&sdk, &stack);
-    let gw = Arc::new(Gateway::new(functions, token.clone(), principal.clone()));
+    let gw = Arc::new(Gateway::new(
+        functions.clone(),
+        token.clone(),
+        principal.clone(),
+    ));
 
+    if let Some(arn) = stack.stream_arn.clone() {
+        // Plays the event source mapping: pending buckets are provisioned with no extra step.
+        tokio::spawn(local_stack::streams::run(
+            sdk.clone(),
+            arn,
+            functions.clone(),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
@@ -60,6 +72,11 @@ try:
   curl -s "$API/integrations/aws?label=production&limit=10" -H "$AUTH"
   curl -si $API/integrations/aws/<id> -H "$AUTH"
   curl -s -X PATCH $API/integrations/aws/<id> -H "$AUTH" -H 'If-Match: "1"' -d '{{"description": "prod account"}}'
+  curl -s -X POST $API/integrations/aws/test-connection -H "$AUTH" -d '<the create form>'
+  curl -s -X POST $API/integrations/aws/<id>/test-connection -H "$AUTH"
+  curl -s "$API/integrations/aws/setup-policies?aws_account_id=123456789012&user_arn=arn:aws:iam::123456789012:user/InfraKitchenUser&role_name=InfraKitchenRole" -H "$AUTH"
+  curl -s -X POST $API/integrations/aws/<id>/state-bucket -H "$AUTH"
+  curl -s $API/integrations/aws/<id>/state-bucket -H "$AUTH"
   curl -si -X DELETE $API/integrations/aws/<id> -H "$AUTH"
 ready"#
     );
