@@ -341,9 +341,7 @@ impl Provisioner {
     /// Handles a DynamoDB stream batch; reports only the records that must be retried.
     pub async fn handle_stream(&self, event: Event) -> DynamoDbEventResponse {
         let jobs = event.records.iter().map(|r| async move {
-            let Some(id) = pending_integration(r) else {
-                return None;
-            };
+            let id = pending_integration(r)?;
             match self.provision(&id).await {
                 Ok(outcome) => {
                     tracing::debug!(integration_id = %id, ?outcome, "stream record handled");
