@@ -18,8 +18,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Builds a JSON response. Integration data is per-caller and sensitive: never cached.
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Body::from(bytes));
+    // Text, not bytes: API Gateway then passes it through without base64.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut resp = Response::new(Body::Text(text));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -33,12 +33,22 @@ pub async fn sdk(keys: &Keys) -> SdkConfig {
     sdk_for(&auth_url(), &keys.id, &keys.secret).await
 }
 
-/// Creates one admin per account in a no-auth window of exactly the requests it needs.
+/// Resets the IAM-enforcing moto, then creates one admin per account in a no-auth window
+/// of exactly the requests it needs.
 pub async fn world() -> &'static World {
     WORLD
         .get_or_init(|| async {
             let suffix = ulid::Ulid::new().to_string().to_lowercase()[20..].to_owned();
             let accounts = [ACCOUNT_A, ACCOUNT_B, ACCOUNT_C];
+            // A clean slate per test binary (they run one after another): reruns then see
+            // no buckets or principals left by earlier runs.
+            reqwest::Client::new()
+                .post(format!("{}/moto-api/reset", auth_url()))
+                .send()
+                .await
+                .expect("moto answers reset")
+                .error_for_status()
+                .unwrap();
             reqwest::Client::new()
                 .post(format!("{}/moto-api/reset-auth", auth_url()))
                 .header("content-type", "text/plain")

@@ -233,3 +233,41 @@ pub fn logs_contain(needle: &str) -> bool {
 pub fn logs_len() -> usize {
     LOGS.lock().unwrap().len()
 }
+
+impl TestEnv {
+    /// Plays the event source mapping for this env's table, as the local API does.
+    pub fn start_stream_poller(&self) {
+        let arn = self.stack.stream_arn.clone().expect("table has a stream");
+        tokio::spawn(local_stack::streams::run(
+            self.sdk.clone(),
+            arn,
+            self.functions.clone(),
+        ));
+    }
+
+    /// Waits until the state bucket of `id` is `ready` or `failed`.
+    pub async fn settled_bucket(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = self
+                .get(&format!("/integrations/aws/{id}/state-bucket"))
+                .await;
+            let status = r.body["status"].as_str().unwrap_or("").to_owned();
+            if status == "ready" || status == "failed" {
+                return r.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bucket never settled: {}",
+                r.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A random 12-digit account id, so tests never share a bucket name.
+pub fn random_account() -> String {
+    let n = ulid::Ulid::new().random() % 900_000_000_000 + 100_000_000_000;
+    n.to_string()
+}

@@ -1,0 +1,464 @@
+//! State bucket provisioning (issue 4): event-driven, idempotent, hardened, and proven by
+//! Terraform writing state into the bucket.
+
+mod common;
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ExpirationStatus, ObjectOwnership, ServerSideEncryption,
+};
+use common::iam::*;
+use common::*;
+use ik_shared::model::BucketStatus;
+use ik_shared::provision::Outcome;
+use serde_json::{json, Value};
+
+fn s3(env: &TestEnv) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(ik_shared::aws::s3_config(&env.sdk).build())
+}
+
+fn bucket_form(name: &str, account: &str, region: Option<&str>) -> Value {
+    let mut f = form(name);
+    f["aws_account_id"] = json!(account);
+    f["create_state_bucket"] = json!(true);
+    if let Some(r) = region {
+        f["aws_default_region"] = json!(r);
+    }
+    f
+}
+
+/// Reads every hardening setting back with S3 Get* calls.
+async fn assert_hardened(env: &TestEnv, bucket: &str, integration_id: &str, region: &str) {
+    let s3 = s3(env);
+    let loc = s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let loc = loc
+        .location_constraint
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(
+        (region == "us-east-1" && loc.is_empty()) || loc == region || loc == "us-east-1",
+        "location {loc:?} for {region}"
+    );
+    match s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(v) => assert_eq!(v.status, Some(BucketVersioningStatus::Enabled)),
+        // moto names the XML root GetBucketVersioningResponse, which the SDK refuses to
+        // parse: read the status from the raw response instead.
+        Err(aws_sdk_s3::error::SdkError::ServiceError(e)) => {
+            let body = String::from_utf8_lossy(e.raw().body().bytes().unwrap()).into_owned();
+            assert!(body.contains("<Status>Enabled</Status>"), "{body}");
+        }
+        Err(e) => panic!("GetBucketVersioning: {e:?}"),
+    }
+    let e = s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = &e.server_side_encryption_configuration.unwrap().rules[0];
+    assert_eq!(
+        rule.apply_server_side_encryption_by_default
+            .as_ref()
+            .unwrap()
+            .sse_algorithm,
+        ServerSideEncryption::Aes256
+    );
+    let p = s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .public_access_block_configuration
+        .unwrap();
+    assert_eq!(
+        (
+            p.block_public_acls,
+            p.ignore_public_acls,
+            p.block_public_policy,
+            p.restrict_public_buckets
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let o = s3
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        o.ownership_controls.unwrap().rules[0].object_ownership,
+        ObjectOwnership::BucketOwnerEnforced
+    );
+    let pol = s3.get_bucket_policy().bucket(bucket).send().await.unwrap();
+    let pol: Value = serde_json::from_str(&pol.policy.unwrap()).unwrap();
+    let st = &pol["Statement"][0];
+    assert_eq!(st["Effect"], "Deny");
+    assert_eq!(st["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    let l = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let rule = &l.rules.unwrap()[0];
+    assert_eq!(rule.status, ExpirationStatus::Enabled);
+    assert_eq!(
+        rule.noncurrent_version_expiration
+            .as_ref()
+            .unwrap()
+            .noncurrent_days,
+        Some(90)
+    );
+    assert!(rule.abort_incomplete_multipart_upload.is_some());
+    let t = s3.get_bucket_tagging().bucket(bucket).send().await.unwrap();
+    assert!(t
+        .tag_set
+        .iter()
+        .any(|t| t.key == "infrakitchen:integration-id" && t.value == integration_id));
+}
+
+#[tokio::test]
+async fn create_with_the_flag_ends_ready_and_hardened_and_reruns_are_no_ops() {
+    let env = TestEnv::new().await;
+    env.start_stream_poller();
+    let account = random_account();
+    let r = env
+        .post(
+            "/integrations/aws",
+            &bucket_form("tf-state", &account, None),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.body["state_bucket"]["status"], "pending");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    let bucket = format!("infrakitchen-{account}-bucket");
+    assert_eq!(b["status"], "ready", "{b}");
+    assert_eq!(b["arn"], format!("arn:aws:s3:::{bucket}").as_str());
+    assert_eq!(b["attempts"], 1);
+    let backend = b["backend"].as_str().unwrap();
+    for line in [
+        "backend \"s3\"",
+        &format!("bucket               = \"{bucket}\""),
+        "region               = \"us-east-1\"",
+        "encrypt              = true",
+        "use_lockfile         = true",
+        "key                  = \"tf-state/terraform.tfstate\"",
+    ] {
+        assert!(backend.contains(line), "{line} missing in {backend}");
+    }
+    assert_hardened(&env, &bucket, &id, "us-east-1").await;
+
+    // A rerun is a no-op, and so is a POST while ready.
+    let p = &env.functions.provisioner;
+    assert!(matches!(
+        p.provision(&id).await.unwrap(),
+        Outcome::Skipped(_)
+    ));
+    let again = env
+        .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
+        .await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.body["status"], "ready");
+    let stored = env.functions.integrations.get(&id).await.unwrap();
+    assert_eq!(stored.state_bucket.unwrap().attempts, 1);
+
+    // Deleting the integration never deletes its bucket.
+    let d = env
+        .send("DELETE", &format!("/integrations/aws/{id}"), None, &[])
+        .await;
+    assert_eq!(d.status, 204);
+    s3(&env)
+        .head_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket kept");
+}
+
+#[tokio::test]
+async fn duplicate_and_concurrent_stream_records_provision_once() {
+    let env = TestEnv::new().await; // no poller: the test delivers the records itself
+    let account = random_account();
+    let r = env
+        .post("/integrations/aws", &bucket_form("dupes", &account, None))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../events/provision-bucket.stream.json"),
+    )
+    .unwrap()
+    .replace(local_stack::EVENT_SAMPLE_ID, &id);
+    let event: Value = serde_json::from_str(&template).unwrap();
+    let mut record = event["Records"][0].clone();
+    let mut records = Vec::new();
+    for n in 0..5 {
+        record["dynamodb"]["SequenceNumber"] = json!(format!("{}", 1000 + n));
+        records.push(record.clone());
+    }
+    // Five copies in one batch and two batches at once.
+    let batch: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_value(json!({ "Records": records })).unwrap();
+    let p = &env.functions.provisioner;
+    let (a, b) = tokio::join!(p.handle_stream(batch.clone()), p.handle_stream(batch));
+    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    let stored = env.functions.integrations.get(&id).await.unwrap();
+    let sb = stored.state_bucket.unwrap();
+    assert_eq!(sb.status, BucketStatus::Ready);
+    assert_eq!(sb.attempts, 1, "exactly one provisioning ran");
+}
+
+#[tokio::test]
+async fn a_pre_existing_own_bucket_is_adopted_in_us_east_1_and_elsewhere() {
+    let env = TestEnv::new().await;
+    env.start_stream_poller();
+    for region in ["us-east-1", "eu-west-1"] {
+        let account = random_account();
+        let bucket = format!("infrakitchen-{account}-bucket");
+        let mut create = s3(&env).create_bucket().bucket(&bucket);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        create.send().await.unwrap();
+        let r = env
+            .post(
+                "/integrations/aws",
+                &bucket_form(&format!("adopt-{region}"), &account, Some(region)),
+            )
+            .await;
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let b = env.settled_bucket(&id).await;
+        assert_eq!(b["status"], "ready", "{region}: {b}");
+        assert_eq!(b["region"], region);
+        assert!(b["backend"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("region               = \"{region}\"")));
+        assert_hardened(&env, &bucket, &id, region).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_bucket_outside_us_east_1_gets_its_location_constraint() {
+    let env = TestEnv::new().await;
+    env.start_stream_poller();
+    let account = random_account();
+    let r = env
+        .post(
+            "/integrations/aws",
+            &bucket_form("frankfurt", &account, Some("eu-central-1")),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(b["status"], "ready", "{b}");
+    let bucket = format!("infrakitchen-{account}-bucket");
+    let loc = s3(&env)
+        .get_bucket_location()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .location_constraint
+        .unwrap();
+    assert_eq!(loc.as_str(), "eu-central-1");
+    assert_hardened(&env, &bucket, &id, "eu-central-1").await;
+}
+
+#[tokio::test]
+async fn partial_batch_response_lists_exactly_the_failed_records() {
+    let env = TestEnv::new().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = env
+            .post(
+                "/integrations/aws",
+                &bucket_form(&format!("batch-{n}"), &random_account(), None),
+            )
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    // Break the middle one's ciphertext: KMS refuses it, which is *our* failure to retry.
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .update_item()
+        .table_name(&env.stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{}", ids[1])),
+        )
+        .update_expression("SET secret_ciphertext = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::B(vec![1u8, 2, 3].into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../events/provision-bucket.stream.json"),
+    )
+    .unwrap();
+    let records: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let e: Value =
+                serde_json::from_str(&template.replace(local_stack::EVENT_SAMPLE_ID, id)).unwrap();
+            let mut r = e["Records"][0].clone();
+            r["dynamodb"]["SequenceNumber"] = json!(format!("seq-{n}"));
+            r
+        })
+        .collect();
+    let out =
+        ik_shared::provision::dispatch(&env.functions.provisioner, json!({ "Records": records }))
+            .await
+            .unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "seq-1"}])
+    );
+    let svc = &env.functions.integrations;
+    assert_eq!(
+        svc.get(&ids[0]).await.unwrap().state_bucket.unwrap().status,
+        BucketStatus::Ready
+    );
+    // The failed one was handed back as pending, so the retry can take it at once.
+    assert_eq!(
+        svc.get(&ids[1]).await.unwrap().state_bucket.unwrap().status,
+        BucketStatus::Pending
+    );
+    let logs_ok = !logs_contain(SECRET);
+    assert!(logs_ok);
+}
+
+#[tokio::test]
+async fn state_bucket_routes_request_and_report() {
+    let env = TestEnv::new().await;
+    env.start_stream_poller();
+    let mut f = form("later");
+    f["aws_account_id"] = json!(random_account());
+    let r = env.post("/integrations/aws", &f).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let none = env
+        .get(&format!("/integrations/aws/{id}/state-bucket"))
+        .await;
+    assert_eq!(none.status, 404);
+    assert_eq!(
+        none.header("content-type"),
+        Some("application/problem+json")
+    );
+    let req = env
+        .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
+        .await;
+    assert_eq!(req.status, 202, "{}", req.body);
+    assert_eq!(req.body["status"], "pending");
+    assert_eq!(req.body["integration_id"], id.as_str());
+    assert_eq!(env.settled_bucket(&id).await["status"], "ready");
+    let view = env.get(&format!("/integrations/aws/{id}")).await;
+    assert_eq!(view.body["create_state_bucket"], true);
+    let missing = env
+        .get("/integrations/aws/01J0000000000000000000000Z/state-bucket")
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+/// With IAM enforced: a name held by another account, and a role without s3:CreateBucket.
+#[tokio::test]
+async fn failures_in_the_users_account_are_recorded_with_actionable_reasons() {
+    capture_logs();
+    let w = world().await;
+    let user_sdk = sdk_for(&auth_url(), "AKIAUNUSED0000000000", "unused").await;
+    let env = TestEnv::with_user_sdk(user_sdk).await;
+    env.start_stream_poller();
+
+    // 1. taken: account B owns infrakitchen-<C>-bucket.
+    let taken_bucket = format!("infrakitchen-{ACCOUNT_C}-bucket");
+    let b_s3 = aws_sdk_s3::Client::from_conf(
+        ik_shared::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
+    );
+    b_s3.create_bucket()
+        .bucket(&taken_bucket)
+        .send()
+        .await
+        .unwrap();
+    let (_, c_user) = w
+        .user(
+            ACCOUNT_C,
+            "provisioner",
+            Some(allow(&["s3:*", "sts:AssumeRole"], "*")),
+        )
+        .await;
+    let mut f = bucket_form("taken", ACCOUNT_C, None);
+    f["aws_access_key_id"] = json!(c_user.id);
+    f["aws_secret_access_key"] = json!(c_user.secret);
+    let r = env.post("/integrations/aws", &f).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(b["status"], "failed", "{b}");
+    let reason = b["reason"].as_str().unwrap();
+    assert!(reason.contains("another AWS account"), "{reason}");
+    assert!(!reason.contains(&c_user.secret));
+    b_s3.delete_bucket()
+        .bucket(&taken_bucket)
+        .send()
+        .await
+        .unwrap();
+
+    // A retry after the name was freed succeeds.
+    let again = env
+        .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
+        .await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.body["status"], "pending");
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(b["status"], "ready", "{b}");
+    assert_eq!(b["attempts"], 2);
+    env.send("DELETE", &format!("/integrations/aws/{id}"), None, &[])
+        .await;
+
+    // 2. a role that may not create buckets.
+    let (user_arn, assumer) = w
+        .user(
+            ACCOUNT_A,
+            "prov-assumer",
+            Some(allow(&["sts:AssumeRole"], "*")),
+        )
+        .await;
+    let role = w
+        .role(
+            ACCOUNT_A,
+            "NoCreateBucket",
+            trust(&user_arn, Some("ext-9")),
+            allow(&["s3:ListBucket", "s3:HeadBucket"], "*"),
+        )
+        .await;
+    let account = ACCOUNT_A;
+    let mut f = bucket_form("no-create", account, None);
+    f["aws_access_key_id"] = json!(assumer.id);
+    f["aws_secret_access_key"] = json!(assumer.secret);
+    f["aws_assumed_role_name"] = json!(role);
+    f["aws_external_id"] = json!("ext-9");
+    let r = env.post("/integrations/aws", &f).await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(b["status"], "failed", "{b}");
+    let reason = b["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("CreateBucket") && reason.contains("s3:CreateBucket"),
+        "{reason}"
+    );
+    assert!(reason.contains(&format!("arn:aws:s3:::infrakitchen-{account}-bucket")));
+    assert_eq!(b["attempts"], 1);
+    assert!(!logs_contain(&assumer.secret));
+}
