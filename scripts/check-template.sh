@@ -7,16 +7,9 @@
 #   LOCAL_ROUTES_CMD   command printing the local routes (see scripts/check_routes.py)
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${IK_VENV:-$REPO/.venv}"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
-
-if [[ ! -x "$VENV/bin/python3" ]]; then
-  python3 -m venv "$VENV"
-fi
-if [[ ! -x "$VENV/bin/cfn-lint" || ! -x "$VENV/bin/sam" ]]; then
-  "$VENV/bin/pip" install -q 'cfn-lint>=1,<2' 'aws-sam-cli>=1.130,<2'
-fi
+ensure_python_tools
 
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 export SAM_CLI_TELEMETRY=0

@@ -449,6 +449,20 @@ fn setup_policies(req: &Request) -> Result<Response<Body>, Error> {
             "is only used with role_name",
         ));
     }
+    if get("user_arn").is_some() && get("role_name").is_none() {
+        errors.push(FieldError::new(
+            "user_arn",
+            "is only used with role_name (it is the principal of the role's trust policy)",
+        ));
+    }
+    if let (Some(arn), Some(r)) = (&user_arn, &region) {
+        if v::arn_partition(arn) != Partition::of_region(r) {
+            errors.push(FieldError::new(
+                "region",
+                "is in another AWS partition than user_arn",
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

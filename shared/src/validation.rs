@@ -293,7 +293,7 @@ pub fn parse_patch(body: &[u8], current_account: &str) -> Result<IntegrationPatc
     let mut patch = IntegrationPatch::default();
 
     if let Some(v) = map.get("aws_account_id") {
-        if v.as_str() != Some(current_account) {
+        if v.as_str().map(str::trim) != Some(current_account) {
             c.fail(
                 "aws_account_id",
                 "is immutable: create a new integration for another account",
@@ -361,7 +361,8 @@ pub fn parse_patch(body: &[u8], current_account: &str) -> Result<IntegrationPatc
         }
         _ => {}
     }
-    if c.errors.is_empty() && patch.is_empty() && !has(&map, "aws_account_id") {
+    // Restating the (immutable) account alone changes nothing either.
+    if c.errors.is_empty() && patch.is_empty() {
         c.fail("body", "names no field to change");
     }
     c.finish(|| patch)
@@ -539,6 +540,9 @@ pub fn principal_arn(s: &str) -> Result<String, String> {
         "must be an IAM user or role ARN such as arn:aws:iam::123456789012:user/InfraKitchenUser"
             .to_string()
     };
+    if s.chars().any(char::is_whitespace) {
+        return Err(err());
+    }
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     let [arn, partition, iam, region, account, resource] = parts.as_slice() else {
         return Err(err());
@@ -763,6 +767,11 @@ mod tests {
     fn patch_rules() {
         let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
         assert!(p(json!({"aws_account_id": "123456789012", "name": "x"})).is_ok());
+        assert!(p(json!({"aws_account_id": " 123456789012 ", "name": "x"})).is_ok());
+        match p(json!({"aws_account_id": "123456789012"})) {
+            Err(Error::Validation(e)) => assert_eq!(e[0].field, "body"),
+            o => panic!("{o:?}"),
+        }
         let e = match p(json!({"aws_account_id": "000000000000"})) {
             Err(Error::Validation(e)) => e,
             o => panic!("{o:?}"),

@@ -462,3 +462,209 @@ async fn failures_in_the_users_account_are_recorded_with_actionable_reasons() {
     assert_eq!(b["attempts"], 1);
     assert!(!logs_contain(&assumer.secret));
 }
+
+/// Runs terraform in `dir` with the integration's keys, offline (no provider download).
+async fn terraform(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(std::env::var("TERRAFORM").unwrap_or_else(|_| "terraform".into()))
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await
+        .expect("terraform is on the machine image (TERRAFORM may name another binary)")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A Terraform working directory using the backend block exactly as the API returned it;
+/// only the local endpoint settings come from a partial configuration file.
+fn workdir(backend: &str, input: &str, sleep_secs: u32) -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    let main = format!(
+        r#"{backend}
+resource "terraform_data" "demo" {{
+  input            = "{input}"
+  triggers_replace = "{input}" # a new input re-creates it, so the provisioner runs
+  provisioner "local-exec" {{
+    command = "sleep {sleep_secs}"
+  }}
+}}
+"#
+    );
+    std::fs::write(dir.path().join("main.tf"), main).unwrap();
+    let endpoint = moto_url();
+    std::fs::write(
+        dir.path().join("local.s3.tfbackend"),
+        format!(
+            r#"endpoints = {{ s3 = "{endpoint}", sts = "{endpoint}" }}
+use_path_style              = true
+skip_credentials_validation = true
+skip_requesting_account_id  = true
+skip_metadata_api_check     = true
+skip_region_validation      = true
+"#
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+mod tempdir {
+    pub struct Dir(std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(super::unique("ik-tf"));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn terraform_writes_versioned_state_into_the_bucket_and_the_lock_holds() {
+    let env = TestEnv::new().await;
+    env.start_stream_poller();
+    let account = random_account();
+    let r = env
+        .post(
+            "/integrations/aws",
+            &bucket_form("terraform-e2e", &account, None),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(b["status"], "ready", "{b}");
+    let backend = b["backend"].as_str().unwrap().to_owned();
+    let bucket = format!("infrakitchen-{account}-bucket");
+    let s3 = s3(&env);
+
+    // moto ignores policy conditions, so the TLS-only deny would refuse every object
+    // call even over https: assert it, then remove it before Terraform writes.
+    let pol = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
+    assert!(pol.policy.unwrap().contains("aws:SecureTransport"));
+    s3.delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+
+    let first = workdir(&backend, "v1", 0);
+    let init = [
+        "init",
+        "-input=false",
+        "-no-color",
+        "-backend-config=local.s3.tfbackend",
+    ];
+    let o = terraform(first.path(), &init).await;
+    assert!(o.status.success(), "init: {}", text(&o));
+    let apply = ["apply", "-auto-approve", "-input=false", "-no-color"];
+    let o = terraform(first.path(), &apply).await;
+    assert!(o.status.success(), "apply: {}", text(&o));
+
+    let key = "terraform-e2e/terraform.tfstate";
+    let state = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let state = String::from_utf8(state.body.collect().await.unwrap().to_vec()).unwrap();
+    assert!(state.contains("terraform_data"), "{state}");
+
+    // A change writes a second version of the state.
+    let second = workdir(&backend, "v2", 6);
+    assert!(terraform(second.path(), &init).await.status.success());
+    let versions = |s3: aws_sdk_s3::Client, bucket: String| async move {
+        s3.list_object_versions()
+            .bucket(&bucket)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap()
+            .versions
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.key.as_deref() == Some(key))
+            .count()
+    };
+    // While the slow apply holds the lock, a concurrent apply is refused.
+    let slow = {
+        let dir = second.path().to_owned();
+        tokio::spawn(async move {
+            terraform(
+                &dir,
+                &["apply", "-auto-approve", "-input=false", "-no-color"],
+            )
+            .await
+        })
+    };
+    let lock = format!("{key}.tflock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s3
+        .head_object()
+        .bucket(&bucket)
+        .key(&lock)
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let o = terraform(
+        first.path(),
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-lock-timeout=0s",
+        ],
+    )
+    .await;
+    assert!(!o.status.success(), "concurrent apply ran: {}", text(&o));
+    assert!(
+        text(&o).contains("Error acquiring the state lock"),
+        "{}",
+        text(&o)
+    );
+    let o = slow.await.unwrap();
+    assert!(o.status.success(), "slow apply: {}", text(&o));
+    assert!(
+        versions(s3.clone(), bucket.clone()).await >= 2,
+        "state is versioned"
+    );
+    assert!(
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&lock)
+            .send()
+            .await
+            .is_err(),
+        "the lock is released"
+    );
+}

@@ -130,6 +130,7 @@ impl TestEnv {
             serde_json::from_slice(&bytes)
                 .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
+        record(method, path, status, &headers, &body);
         Resp {
             status,
             headers,
@@ -270,4 +271,51 @@ impl TestEnv {
 pub fn random_account() -> String {
     let n = ulid::Ulid::new().random() % 900_000_000_000 + 100_000_000_000;
     n.to_string()
+}
+
+/// Appends each response to `$IK_RESPONSES` (JSON lines) for the OpenAPI contract check
+/// (scripts/check_openapi.py), keyed by the route template it was served by.
+fn record(
+    method: &str,
+    path: &str,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+) {
+    use std::io::Write;
+    static FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let Ok(file) = std::env::var("IK_RESPONSES") else {
+        return;
+    };
+    let route_path = path.split('?').next().unwrap_or(path);
+    let local_stack::gateway::RouteMatch::Found(route, _) =
+        local_stack::gateway::match_route(method, route_path)
+    else {
+        return;
+    };
+    let hdrs: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                Value::String(v.to_str().unwrap_or("").to_owned()),
+            )
+        })
+        .collect();
+    let line = serde_json::json!({
+        "method": method,
+        "route": route.path,
+        "status": status,
+        "content_type": headers.get("content-type").and_then(|v| v.to_str().ok()),
+        "headers": hdrs,
+        "body": if body.is_null() { Value::Null } else { body.clone() },
+    });
+    let _guard = FILE.lock().unwrap();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = writeln!(f, "{line}");
+    }
 }
