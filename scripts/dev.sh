@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 trap stop_started EXIT INT TERM
 
-ensure_moto
+ensure_python_tools moto
 MOTO_PORT="${MOTO_PORT:-4566}"
 mkdir -p "$REPO/.local"
 start_moto "$MOTO_PORT" "$REPO/.local/moto.log"

@@ -9,28 +9,21 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 PY_TOOLS=('moto[server]>=5.2,<6' 'cfn-lint>=1,<2' 'aws-sam-cli>=1.130,<2'
   'openapi-spec-validator>=0.7,<0.8' 'jsonschema>=4.18,<5' 'pyyaml>=6,<7')
 
-# Installs the project's Python tools (moto server, cfn-lint, SAM CLI, the OpenAPI
-# checkers) into its own venv, unless they are already there.
+# ensure_python_tools [all|moto]: installs the project's Python tools (moto server; with
+# "all" also cfn-lint, SAM CLI and the OpenAPI checkers) into its own venv, unless there.
 ensure_python_tools() {
+  local what="${1:-all}" probe='import moto, flask, flask_cors' pkgs=("${PY_TOOLS[0]}")
+  if [ "$what" = all ]; then
+    probe="$probe, cfnlint, samcli, openapi_spec_validator, jsonschema, yaml"
+    pkgs=("${PY_TOOLS[@]}")
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating Python venv at $VENV"
     python3 -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c 'import moto, flask, flask_cors, cfnlint, samcli, openapi_spec_validator, jsonschema, yaml' 2>/dev/null; then
-    log "installing Python tools into $VENV (moto server, cfn-lint, SAM CLI, OpenAPI checkers)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_TOOLS[@]}"
-  fi
-}
-
-# Just moto server (enough for the local stack).
-ensure_moto() {
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating Python venv at $VENV"
-    python3 -m venv "$VENV"
-  fi
-  if ! "$VENV/bin/python" -c 'import moto, flask, flask_cors' 2>/dev/null; then
-    log "installing moto[server] into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_TOOLS[0]}"
+  if ! "$VENV/bin/python" -c "$probe" 2>/dev/null; then
+    log "installing into $VENV: ${pkgs[*]}"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${pkgs[@]}"
   fi
 }
 

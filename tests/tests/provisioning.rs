@@ -26,6 +26,23 @@ fn bucket_form(name: &str, account: &str, region: Option<&str>) -> Value {
     f
 }
 
+/// Creates an integration asking for a bucket and waits for the provisioning to settle.
+async fn provisioned(
+    env: &TestEnv,
+    name: &str,
+    account: &str,
+    region: Option<&str>,
+) -> (String, Value) {
+    let r = env
+        .post("/integrations/aws", &bucket_form(name, account, region))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["state_bucket"]["status"], "pending");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let b = env.settled_bucket(&id).await;
+    (id, b)
+}
+
 /// Reads every hardening setting back with S3 Get* calls.
 async fn assert_hardened(env: &TestEnv, bucket: &str, integration_id: &str, region: &str) {
     let s3 = s3(env);
@@ -127,16 +144,7 @@ async fn create_with_the_flag_ends_ready_and_hardened_and_reruns_are_no_ops() {
     let env = TestEnv::new().await;
     env.start_stream_poller();
     let account = random_account();
-    let r = env
-        .post(
-            "/integrations/aws",
-            &bucket_form("tf-state", &account, None),
-        )
-        .await;
-    assert_eq!(r.status, 201);
-    assert_eq!(r.body["state_bucket"]["status"], "pending");
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    let b = env.settled_bucket(&id).await;
+    let (id, b) = provisioned(&env, "tf-state", &account, None).await;
     let bucket = format!("infrakitchen-{account}-bucket");
     assert_eq!(b["status"], "ready", "{b}");
     assert_eq!(b["arn"], format!("arn:aws:s3:::{bucket}").as_str());
@@ -545,14 +553,7 @@ async fn terraform_writes_versioned_state_into_the_bucket_and_the_lock_holds() {
     let env = TestEnv::new().await;
     env.start_stream_poller();
     let account = random_account();
-    let r = env
-        .post(
-            "/integrations/aws",
-            &bucket_form("terraform-e2e", &account, None),
-        )
-        .await;
-    let id = r.body["id"].as_str().unwrap().to_owned();
-    let b = env.settled_bucket(&id).await;
+    let (_, b) = provisioned(&env, "terraform-e2e", &account, None).await;
     assert_eq!(b["status"], "ready", "{b}");
     let backend = b["backend"].as_str().unwrap().to_owned();
     let bucket = format!("infrakitchen-{account}-bucket");

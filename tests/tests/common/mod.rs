@@ -85,6 +85,10 @@ impl TestEnv {
     /// Serves the gateway over an existing stack with the given SDK configuration.
     pub async fn serve(sdk: SdkConfig, stack: Stack) -> Self {
         let functions = Functions::new(&sdk, &stack);
+        Self::serve_functions(sdk, stack, functions).await
+    }
+
+    async fn serve_functions(sdk: SdkConfig, stack: Stack, functions: Arc<Functions>) -> Self {
         let gateway = Arc::new(Gateway::new(
             functions.clone(),
             TOKEN.into(),
@@ -181,22 +185,7 @@ impl TestEnv {
             .await
             .expect("bootstrap the local stack in moto");
         let functions = Functions::with_user_sdk(&sdk, &user_sdk, &stack);
-        let gateway = Arc::new(Gateway::new(
-            functions.clone(),
-            TOKEN.into(),
-            PRINCIPAL.into(),
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(gateway::serve(listener, gateway.clone()));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            sdk,
-            stack,
-            functions,
-            gateway,
-        }
+        Self::serve_functions(sdk, stack, functions).await
     }
 }
 
