@@ -199,11 +199,6 @@ impl ConnectionTester {
         }
     }
 
-    pub fn with_budget(mut self, budget: Duration) -> Self {
-        self.budget = budget;
-        self
-    }
-
     pub async fn run(&self, s: &Subject<'_>) -> Report {
         let clock = Clock {
             deadline: Instant::now() + self.budget,

@@ -166,10 +166,6 @@ pub struct Integration {
 }
 
 impl Integration {
-    pub fn partition(&self) -> Partition {
-        Partition::of_region(&self.aws_default_region)
-    }
-
     pub fn view(&self) -> IntegrationView<'_> {
         IntegrationView {
             id: &self.id,

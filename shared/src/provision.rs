@@ -148,14 +148,6 @@ impl Provisioner {
         }
     }
 
-    pub fn integrations(&self) -> &IntegrationService {
-        &self.integrations
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     fn stale_before(&self) -> String {
         let t = time::OffsetDateTime::now_utc() - self.settings.stale_after;
         t.format(&time::format_description::well_known::Rfc3339)

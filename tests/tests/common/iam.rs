@@ -62,47 +62,69 @@ pub async fn world() -> &'static World {
             let iam = aws_sdk_iam::Client::new(&anon);
             let mut admins = Vec::new();
             for acct in accounts {
-                let name = format!("admin-{suffix}");
-                let header = move |r: &mut aws_smithy_runtime_api::http::Request| {
-                    r.headers_mut().insert("x-moto-account-id", acct);
-                };
-                iam.create_user()
-                    .user_name(&name)
-                    .customize()
-                    .mutate_request(header)
-                    .send()
-                    .await
-                    .unwrap();
-                iam.put_user_policy()
-                    .user_name(&name)
-                    .policy_name("admin")
-                    .policy_document(allow(&["*"], "*").to_string())
-                    .customize()
-                    .mutate_request(header)
-                    .send()
-                    .await
-                    .unwrap();
-                let key = iam
-                    .create_access_key()
-                    .user_name(&name)
-                    .customize()
-                    .mutate_request(header)
-                    .send()
-                    .await
-                    .unwrap()
-                    .access_key
-                    .unwrap();
-                admins.push((
-                    acct.to_owned(),
-                    Keys {
-                        id: key.access_key_id,
-                        secret: key.secret_access_key,
-                    },
-                ));
+                let policy = allow(&["*"], "*");
+                // In the no-auth window moto takes the account from this header.
+                let (_, keys) =
+                    create_user(&iam, &format!("admin-{suffix}"), Some(&policy), Some(acct)).await;
+                admins.push((acct.to_owned(), keys));
             }
             World { suffix, admins }
         })
         .await
+}
+
+/// CreateUser, PutUserPolicy (if any), CreateAccessKey; with `account`, each request
+/// names the moto account it is for. Returns (arn, keys).
+async fn create_user(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    policy: Option<&Value>,
+    account: Option<&'static str>,
+) -> (String, Keys) {
+    let header = move |r: &mut aws_smithy_runtime_api::http::Request| {
+        if let Some(acct) = account {
+            r.headers_mut().insert("x-moto-account-id", acct);
+        }
+    };
+    let arn = iam
+        .create_user()
+        .user_name(name)
+        .customize()
+        .mutate_request(header)
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    if let Some(p) = policy {
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name("p")
+            .policy_document(p.to_string())
+            .customize()
+            .mutate_request(header)
+            .send()
+            .await
+            .unwrap();
+    }
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .customize()
+        .mutate_request(header)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    (
+        arn,
+        Keys {
+            id: key.access_key_id,
+            secret: key.secret_access_key,
+        },
+    )
 }
 
 pub fn allow(actions: &[&str], resource: &str) -> Value {
@@ -137,39 +159,7 @@ impl World {
     pub async fn user(&self, account: &str, name: &str, policy: Option<Value>) -> (String, Keys) {
         let iam = self.iam(account).await;
         let name = format!("{name}-{}", self.suffix);
-        let arn = iam
-            .create_user()
-            .user_name(&name)
-            .send()
-            .await
-            .unwrap()
-            .user
-            .unwrap()
-            .arn;
-        if let Some(p) = policy {
-            iam.put_user_policy()
-                .user_name(&name)
-                .policy_name("p")
-                .policy_document(p.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-        let key = iam
-            .create_access_key()
-            .user_name(&name)
-            .send()
-            .await
-            .unwrap()
-            .access_key
-            .unwrap();
-        (
-            arn,
-            Keys {
-                id: key.access_key_id,
-                secret: key.secret_access_key,
-            },
-        )
+        create_user(&iam, &name, policy.as_ref(), None).await
     }
 
     /// A role with a trust policy and an inline permission policy. Returns its name.
