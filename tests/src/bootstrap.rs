@@ -1,12 +1,13 @@
-//! Creates what template.yaml creates in AWS (the table with its index and stream, the
-//! KMS key) in the local AWS. Idempotent, so the local stack can be restarted.
+//! Creates what template.yaml creates in AWS (the table with its indexes and stream, the
+//! KMS key) in the local AWS (DynamoDB Local for the table, moto for the key).
+//! Idempotent, so the local stack can be restarted against the same local AWS.
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
-use ik_shared::aws::dynamo::INDEX_BY_NAME;
+use ik_shared::aws::dynamo::{INDEX_BUCKET_SWEEP, INDEX_BY_NAME};
 
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -41,6 +42,8 @@ pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Sta
         .attribute_definitions(attr("pk")?)
         .attribute_definitions(attr("entity")?)
         .attribute_definitions(attr("name_key")?)
+        .attribute_definitions(attr("sweep_pk")?)
+        .attribute_definitions(attr("sweep_at")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
@@ -50,6 +53,20 @@ pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Sta
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        )
+        .global_secondary_indexes(
+            // Sparse: only integrations whose bucket waits (pending/provisioning) carry
+            // the keys, so the sweeper reads just those.
+            GlobalSecondaryIndex::builder()
+                .index_name(INDEX_BUCKET_SWEEP)
+                .key_schema(key("sweep_pk", KeyType::Hash)?)
+                .key_schema(key("sweep_at", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()?,

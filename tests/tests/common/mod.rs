@@ -1,11 +1,14 @@
-//! Test harness: a fresh table and KMS key in moto per test, the local gateway in front
-//! of the real handlers on an ephemeral port, and a small HTTP client.
+//! Test harness: a fresh table (in DynamoDB Local) and KMS key (in moto) per test, the
+//! local gateway in front of the real handlers on an ephemeral port, and a small HTTP
+//! client.
 #![allow(dead_code)]
 
 pub mod iam;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_types::origin::Origin;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use local_stack::bootstrap::{self, Stack};
 use local_stack::gateway::{self, Gateway};
 use local_stack::Functions;
@@ -21,19 +24,51 @@ pub fn moto_url() -> String {
     std::env::var("IK_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
 }
 
+/// DynamoDB Local: the service's table and its stream (`IK_DYNAMODB_URL`, set by
+/// scripts/test.sh; dev.sh's default port otherwise).
+pub fn dynamodb_url() -> String {
+    std::env::var("IK_DYNAMODB_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }
 
-/// SDK configuration for a local endpoint, with the service's own timeouts.
+/// SDK configuration for a local endpoint, with the service's own timeouts. The open
+/// moto (`moto_url()`) stands for the service's own account: its DynamoDB and DynamoDB
+/// Streams calls go to DynamoDB Local (`dynamodb_url()`), as `AWS_ENDPOINT_URL_DYNAMODB`
+/// and `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` route them in dev.sh. Any other endpoint (the
+/// moto that enforces IAM, a dead or hanging port) takes every call.
 pub async fn sdk_for(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(key, secret, None, None, "test"))
         .timeout_config(ik_shared::aws::service_timeouts())
         .load()
-        .await
+        .await;
+    if endpoint != moto_url() {
+        return sdk;
+    }
+    with_dynamodb_endpoint(sdk, dynamodb_url())
+}
+
+/// Sends DynamoDB and DynamoDB Streams to `url`, every other service to the configuration's
+/// endpoint: what the per-service endpoint variables do for a configuration from the
+/// environment. (A client ignores them when the endpoint was set in code, so the origin of
+/// the shared endpoint is marked as coming from the environment.)
+pub fn with_dynamodb_endpoint(sdk: SdkConfig, url: String) -> SdkConfig {
+    #[derive(Debug)]
+    struct DynamoDbEndpoint(String);
+    impl LoadServiceConfig for DynamoDbEndpoint {
+        fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+            let dynamodb = matches!(key.service_id(), "DynamoDB" | "DynamoDB Streams");
+            (dynamodb && key.env() == "AWS_ENDPOINT_URL").then(|| self.0.clone())
+        }
+    }
+    let mut b = sdk.into_builder();
+    b.insert_origin("endpoint_url", Origin::shared_environment_variable());
+    b.service_config(DynamoDbEndpoint(url)).build()
 }
 
 pub struct Resp {
@@ -78,7 +113,7 @@ impl TestEnv {
     pub async fn with_sdk(sdk: SdkConfig) -> Self {
         let stack = bootstrap::ensure(&sdk, &unique("it"), &unique("alias/it"))
             .await
-            .expect("bootstrap the local stack in moto");
+            .expect("bootstrap the local stack (DynamoDB Local and moto)");
         Self::serve(sdk, stack).await
     }
 
@@ -177,13 +212,13 @@ pub fn form(name: &str) -> Value {
 }
 
 impl TestEnv {
-    /// The gateway over a fresh stack in the open moto, with users' calls (STS, S3) going
+    /// The gateway over a fresh stack in the local AWS, with users' calls (STS, S3) going
     /// to `user_sdk` instead.
     pub async fn with_user_sdk(user_sdk: SdkConfig) -> Self {
         let sdk = sdk_for(&moto_url(), "test", "test").await;
         let stack = bootstrap::ensure(&sdk, &unique("it"), &unique("alias/it"))
             .await
-            .expect("bootstrap the local stack in moto");
+            .expect("bootstrap the local stack (DynamoDB Local and moto)");
         let functions = Functions::with_user_sdk(&sdk, &user_sdk, &stack);
         Self::serve_functions(sdk, stack, functions).await
     }
@@ -271,7 +306,7 @@ pub fn random_account() -> String {
 
 /// Appends each response to `$IK_RESPONSES` (JSON lines) for the OpenAPI contract check
 /// (scripts/check_openapi.py), keyed by the route template it was served by.
-fn record(
+pub fn record(
     method: &str,
     path: &str,
     status: u16,
