@@ -207,6 +207,18 @@ fn has(map: &Map<String, Value>, f: &str) -> bool {
     map.contains_key(f)
 }
 
+/// The body's region when it is valid (its errors are reported by its own check); `null`
+/// is the default region, and so is absence where `absent_is_default` (create), else
+/// absence means unknown (a PATCH that keeps the stored region).
+fn given_region(map: &Map<String, Value>, absent_is_default: bool) -> Option<String> {
+    match map.get("aws_default_region") {
+        None => absent_is_default.then(|| DEFAULT_REGION.to_owned()),
+        Some(Value::Null) => Some(DEFAULT_REGION.to_owned()),
+        Some(Value::String(r)) => region(r).ok(),
+        Some(_) => None,
+    }
+}
+
 /// The create / test-connection form.
 pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
     let map = json_object(body)?;
@@ -225,7 +237,10 @@ pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
         secret,
         has(&map, "aws_secret_access_key"),
     );
-    let role = c.check_str("aws_assumed_role_name", role_name);
+    let in_region = given_region(&map, true);
+    let role = c.check_str("aws_assumed_role_name", |r| {
+        role_name_in(r, account.as_deref(), in_region.as_deref())
+    });
     let external = c.check_str("aws_external_id", external_id);
     let duration = c
         .session_duration()
@@ -339,7 +354,12 @@ pub fn parse_patch(body: &[u8], current_account: &str) -> Result<IntegrationPatc
         _ => {}
     }
     if present("aws_assumed_role_name") {
-        patch.aws_assumed_role_name = c.check_str("aws_assumed_role_name", role_name);
+        // The stored region is not known here: a pasted ARN's partition is checked against
+        // the region only when the same PATCH sets it.
+        let in_region = given_region(&map, false);
+        patch.aws_assumed_role_name = c.check_str("aws_assumed_role_name", |r| {
+            role_name_in(r, Some(current_account), in_region.as_deref())
+        });
     }
     if present("aws_external_id") {
         patch.aws_external_id = c.check_str("aws_external_id", external_id);
@@ -412,29 +432,66 @@ pub fn account_id(s: &str) -> Result<String, String> {
     }
 }
 
+/// `AKIA` and 16 characters of base32 (`A-Z`, `2-7`). The digits 0, 1, 8 and 9 never occur
+/// in access key IDs, so each one is a typo (most often of O, I or L, B): the message names
+/// every such character with its position in the key (1-based) and the likely letter.
 pub fn access_key_id(s: &str) -> Result<String, String> {
     let s = s.trim();
-    let body_ok = |rest: &str| {
-        rest.len() == 16
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
-    if let Some(rest) = s.strip_prefix("AKIA") {
-        if body_ok(rest) {
-            return Ok(s.to_owned());
-        }
-    } else if s.starts_with("ASIA") {
+    if s.starts_with("ASIA") {
         return Err(
             "is a temporary (ASIA...) key: it expires and needs a session token; \
                     create a long-term access key (AKIA...) for the IAM user"
                 .into(),
         );
     }
-    Err(
-        "must be a long-term access key ID: 'AKIA' followed by 16 uppercase letters or digits"
-            .into(),
-    )
+    let Some(rest) = s.strip_prefix("AKIA") else {
+        if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("AKIA")) {
+            return Err("must be upper case, as IAM shows it (e.g. AKIAIOSFODNN7EXAMPLE)".into());
+        }
+        return Err(
+            "must be a long-term access key ID: 'AKIA' followed by 16 of A-Z and 2-7 \
+             (e.g. AKIAIOSFODNN7EXAMPLE)"
+                .into(),
+        );
+    };
+    let n = rest.chars().count();
+    if n != 16 {
+        return Err(format!(
+            "has {n} characters after 'AKIA' instead of 16 (an access key ID is 20 characters): \
+             copy it again, whole"
+        ));
+    }
+    let typos: Vec<String> = rest
+        .chars()
+        .enumerate()
+        .filter(|(_, c)| !matches!(c, 'A'..='Z' | '2'..='7'))
+        .map(|(i, c)| {
+            let at = format!("{c:?} at position {}", i + 5);
+            match c {
+                '0' => format!("{at} (did you mean the letter 'O'?)"),
+                '1' => format!("{at} (did you mean the letter 'I' or 'L'?)"),
+                '8' => format!("{at} (did you mean the letter 'B'?)"),
+                '9' => format!("{at} (never used)"),
+                c if c.is_ascii_lowercase() => {
+                    format!(
+                        "{at} (lower case: did you mean {:?}?)",
+                        c.to_ascii_uppercase()
+                    )
+                }
+                _ => at,
+            }
+        })
+        .collect();
+    match typos.as_slice() {
+        [] => Ok(s.to_owned()),
+        [one] => Err(format!(
+            "contains {one}: access key IDs use only A-Z and 2-7 after 'AKIA'"
+        )),
+        [many @ .., last] => Err(format!(
+            "contains {} and {last}: access key IDs use only A-Z and 2-7 after 'AKIA'",
+            many.join(", ")
+        )),
+    }
 }
 
 fn secret_access_key(s: &str) -> Result<SecretString, String> {
@@ -457,6 +514,11 @@ fn is_iam_char(c: char) -> bool {
 /// `InfraKitchenRole` or `team/InfraKitchenRole` (a leading '/' is dropped).
 pub fn role_name(s: &str) -> Result<String, String> {
     let s = s.trim();
+    if s.starts_with("arn:") {
+        return Err("is an ARN: enter the role name (the part after ':role/', \
+                    e.g. InfraKitchenRole)"
+            .into());
+    }
     let s = s.strip_prefix('/').unwrap_or(s);
     let (path, role) = match s.rsplit_once('/') {
         Some((p, r)) => (Some(p), r),
@@ -483,6 +545,84 @@ pub fn role_name(s: &str) -> Result<String, String> {
         }
     }
     Ok(s.to_owned())
+}
+
+const PARTITIONS: [&str; 7] = [
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+];
+
+/// The role name field of the form: a role name, or the role's ARN pasted in its place
+/// (`arn:<partition>:iam::<account>:role/<path/name>`), which gives the name (with its
+/// path) when the ARN's account is `account` and its partition is `region`'s (each
+/// checked when known). Other ARNs (a user, an assumed-role session) are refused with
+/// what to enter instead.
+pub fn role_name_in(
+    s: &str,
+    account: Option<&str>,
+    region: Option<&str>,
+) -> Result<String, String> {
+    let t = s.trim();
+    if !t.starts_with("arn:") {
+        return role_name(t);
+    }
+    let parts: Vec<&str> = t.splitn(6, ':').collect();
+    let [_, partition, service, _, arn_account, resource] = parts.as_slice() else {
+        return Err("is not a valid ARN: enter the role name (e.g. InfraKitchenRole)".into());
+    };
+    let (kind, rest) = resource.split_once('/').unwrap_or((resource, ""));
+    match (*service, kind) {
+        ("iam", "role") => {}
+        ("iam", "user") => {
+            return Err(
+                "is the ARN of an IAM user: enter the name of the role to assume \
+                        (e.g. InfraKitchenRole), not the ARN of the user"
+                    .into(),
+            )
+        }
+        ("sts", "assumed-role") => {
+            let role = rest.split('/').next().unwrap_or("");
+            return Err(format!(
+                "is the ARN of an assumed-role session: enter the role name ({role}), not the \
+                 ARN of a session"
+            ));
+        }
+        _ => {
+            return Err("is an ARN, but not of an IAM role: enter the role name \
+                        (e.g. InfraKitchenRole) or the role's ARN \
+                        (arn:aws:iam::123456789012:role/InfraKitchenRole)"
+                .into())
+        }
+    }
+    if !PARTITIONS.contains(partition) || account_id(arn_account).is_err() {
+        return Err(
+            "is not a valid role ARN (arn:aws:iam::123456789012:role/InfraKitchenRole): \
+                    enter the role name (e.g. InfraKitchenRole)"
+                .into(),
+        );
+    }
+    if let Some(a) = account.filter(|a| a != arn_account) {
+        return Err(format!(
+            "is the ARN of a role in account {arn_account}, but aws_account_id is {a}: the role \
+             must be in the integration's account; enter a role of account {a}, or correct \
+             aws_account_id"
+        ));
+    }
+    if let Some(r) = region {
+        let p = crate::model::Partition::of_region(r).as_str();
+        if p != *partition {
+            return Err(format!(
+                "is a role ARN of partition {partition}, but aws_default_region {r} is in \
+                 partition {p}: choose a region of {partition}"
+            ));
+        }
+    }
+    role_name(rest)
 }
 
 pub fn external_id(s: &str) -> Result<String, String> {
@@ -547,17 +687,8 @@ pub fn principal_arn(s: &str) -> Result<String, String> {
     let [arn, partition, iam, region, account, resource] = parts.as_slice() else {
         return Err(err());
     };
-    let known = [
-        "aws",
-        "aws-cn",
-        "aws-us-gov",
-        "aws-iso",
-        "aws-iso-b",
-        "aws-iso-e",
-        "aws-iso-f",
-    ];
     let ok = *arn == "arn"
-        && known.contains(partition)
+        && PARTITIONS.contains(partition)
         && *iam == "iam"
         && region.is_empty()
         && account_id(account).is_ok()
@@ -794,7 +925,151 @@ mod tests {
         }
     }
 
+    #[test]
+    fn key_id_typos_are_named_with_the_likely_letter() {
+        for ok in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "AKIAZZZZZZZZZZZZZZZZ",
+            "AKIA234567ABCDEFGHIJ",
+        ] {
+            assert_eq!(access_key_id(ok).as_deref(), Ok(ok));
+        }
+        let e = |k: &str| access_key_id(k).unwrap_err();
+        assert_eq!(
+            e("AKIAIOSF0DNN7EXAMPLE"),
+            "contains '0' at position 9 (did you mean the letter 'O'?): access key IDs use \
+             only A-Z and 2-7 after 'AKIA'"
+        );
+        assert!(e("AKIA1OSFODNN7EXAMPLE")
+            .contains("'1' at position 5 (did you mean the letter 'I' or 'L'?)"));
+        assert!(
+            e("AKIAIOSFODNN7EXAMP8E").contains("'8' at position 19 (did you mean the letter 'B'?)")
+        );
+        assert!(e("AKIAIOSFODNN9EXAMPLE").contains("'9' at position 13 (never used)"));
+        let two = e("AKIA0OSFODNN7EXAMPL1");
+        assert!(
+            two.starts_with(
+                "contains '0' at position 5 (did you mean the letter 'O'?) and '1' at position 20"
+            ),
+            "{two}"
+        );
+        assert!(e("AKIAiOSFODNN7EXAMPLE").contains("lower case: did you mean 'I'?"));
+        assert!(e("akiaiosfodnn7example").contains("upper case"));
+        assert!(e("AKIAIOSFODNN7EXAMPL").contains("has 15 characters after 'AKIA'"));
+        assert!(e("ASIAIOSFODNN7EXAMPLE").contains("temporary"));
+        assert!(e("XKIAIOSFODNN7EXAMPLE").contains("'AKIA' followed by 16 of A-Z and 2-7"));
+    }
+
+    #[test]
+    fn a_pasted_role_arn_gives_its_name() {
+        let acct = Some("123456789012");
+        let us = Some("us-east-1");
+        assert_eq!(
+            role_name_in("arn:aws:iam::123456789012:role/InfraKitchenRole", acct, us).unwrap(),
+            "InfraKitchenRole"
+        );
+        assert_eq!(
+            role_name_in(
+                " arn:aws:iam::123456789012:role/team/ik/InfraKitchenRole ",
+                acct,
+                us
+            )
+            .unwrap(),
+            "team/ik/InfraKitchenRole"
+        );
+        assert_eq!(
+            role_name_in(
+                "arn:aws-cn:iam::123456789012:role/R",
+                acct,
+                Some("cn-north-1")
+            )
+            .unwrap(),
+            "R"
+        );
+        assert_eq!(
+            role_name_in("arn:aws-us-gov:iam::123456789012:role/R", acct, None).unwrap(),
+            "R"
+        );
+        // Names still work, and are not checked against anything else.
+        assert_eq!(role_name_in("team/R", acct, us).unwrap(), "team/R");
+
+        let e = |s: &str| role_name_in(s, acct, us).unwrap_err();
+        let other = e("arn:aws:iam::210987654321:role/InfraKitchenRole");
+        assert!(
+            other.contains("account 210987654321")
+                && other.contains("aws_account_id is 123456789012"),
+            "{other}"
+        );
+        assert!(e("arn:aws:iam::123456789012:user/InfraKitchenUser")
+            .contains("not the ARN of the user"));
+        let session = e("arn:aws:sts::123456789012:assumed-role/InfraKitchenRole/infrakitchen-x");
+        assert!(
+            session.contains("enter the role name (InfraKitchenRole), not the ARN of a session"),
+            "{session}"
+        );
+        assert!(e("arn:aws-cn:iam::123456789012:role/R").contains("partition aws-cn"));
+        assert!(e("arn:aws:s3:::infrakitchen-123456789012-bucket").contains("not of an IAM role"));
+        assert!(e("arn:aws:iam::12:role/R").contains("not a valid role ARN"));
+        assert!(e("arn:aws:iam::123456789012:role/bad name").contains("role name"));
+        assert!(role_name("arn:aws:iam::123456789012:role/R")
+            .unwrap_err()
+            .contains("enter the role name"));
+    }
+
+    #[test]
+    fn role_arns_in_forms_and_patches() {
+        let mut v = good();
+        v["aws_assumed_role_name"] = json!("arn:aws:iam::123456789012:role/team/InfraKitchenRole");
+        let n = parse_new(v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            n.aws_assumed_role_name.as_deref(),
+            Some("team/InfraKitchenRole")
+        );
+
+        v["aws_assumed_role_name"] = json!("arn:aws:iam::999999999999:role/R");
+        let e = errors(&v);
+        assert_eq!(e[0].field, "aws_assumed_role_name");
+        assert!(e[0].message.contains("account 999999999999"));
+
+        // The partition follows the form's region (default us-east-1).
+        v["aws_assumed_role_name"] = json!("arn:aws-cn:iam::123456789012:role/R");
+        assert_eq!(errors(&v)[0].field, "aws_assumed_role_name");
+        v["aws_default_region"] = json!("cn-northwest-1");
+        assert!(parse_new(v.to_string().as_bytes()).is_ok());
+
+        let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
+        let patch =
+            p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789012:role/R"})).unwrap();
+        assert_eq!(patch.aws_assumed_role_name, Some(Some("R".to_owned())));
+        match p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789013:role/R"})) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e[0].field, "aws_assumed_role_name");
+                assert!(e[0].message.contains("aws_account_id is 123456789012"));
+            }
+            o => panic!("{o:?}"),
+        }
+        // Partition against a region set by the same PATCH; unknown (stored) otherwise.
+        assert!(p(
+            json!({"aws_assumed_role_name": "arn:aws-cn:iam::123456789012:role/R",
+                          "aws_default_region": "us-west-2"})
+        )
+        .is_err());
+        assert!(p(json!({"aws_assumed_role_name": "arn:aws-cn:iam::123456789012:role/R"})).is_ok());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn base32_key_ids_pass_and_typos_are_named(body in "[A-Z2-7]{16}", at in 0usize..16, typo in "[0189]") {
+            let key = format!("AKIA{body}");
+            proptest::prop_assert!(access_key_id(&key).is_ok());
+            let mut chars: Vec<char> = body.chars().collect();
+            chars[at] = typo.chars().next().unwrap();
+            let bad: String = format!("AKIA{}", chars.into_iter().collect::<String>());
+            let msg = access_key_id(&bad).unwrap_err();
+            let expected = format!("'{typo}' at position {}", at + 5);
+            proptest::prop_assert!(msg.contains(&expected), "{}", msg);
+        }
+
         #[test]
         fn region_never_accepts_host_syntax(s in "[a-z0-9.:/-]{0,20}") {
             if region(&s).is_ok() {

@@ -6,6 +6,7 @@ mod common;
 use common::iam::*;
 use common::*;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 async fn env() -> TestEnv {
@@ -75,7 +76,20 @@ async fn valid_keys_pass_and_wrong_ones_fail_at_credentials() {
 
     let ok = test(&env, &subject(ACCOUNT_A, &keys)).await;
     assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["outcome"], "passed");
     assert_eq!(ok["caller_arn"], arn.as_str());
+    // What a pass proves, and what it does not.
+    let proves = ok["proves"].to_string();
+    assert!(
+        proves.contains(&arn) && proves.contains(&format!("account {ACCOUNT_A}")),
+        "{proves}"
+    );
+    let not = ok["does_not_prove"].to_string();
+    assert!(
+        not.contains("s3:CreateBucket") && not.contains("manage resources"),
+        "{not}"
+    );
+    assert!(ok["summary"].as_str().unwrap().starts_with("Passed:"));
     assert_eq!(
         statuses(&ok),
         pairs(&[("credentials", "passed"), ("account", "passed")])
@@ -89,6 +103,7 @@ async fn valid_keys_pass_and_wrong_ones_fail_at_credentials() {
     bad.secret = format!("{}A", &keys.secret[..39]);
     let r = test(&env, &subject(ACCOUNT_A, &bad)).await;
     assert_eq!(r["ok"], false);
+    assert_eq!(r["outcome"], "failed");
     let c = step(&r, "credentials");
     assert_eq!(c["status"], "failed");
     assert_eq!(c["aws_error_code"], "SignatureDoesNotMatch");
@@ -152,6 +167,17 @@ async fn role_assumption_same_account_and_cross_account() {
         form["aws_session_duration"] = json!(900);
         let r = test(&env, &form).await;
         assert_eq!(r["ok"], true, "{label}: {r}");
+        // The role's ARN pasted into the name field works the same.
+        let role_arn = format!("arn:aws:iam::{ACCOUNT_A}:role/{role}");
+        let mut pasted = form.clone();
+        pasted["aws_assumed_role_name"] = json!(role_arn);
+        let p = test(&env, &pasted).await;
+        assert_eq!(p["ok"], true, "{label} (ARN pasted): {p}");
+        assert_eq!(
+            step(&p, "assume_role")["detail"],
+            format!("assumed {role_arn}").as_str()
+        );
+        assert!(p["proves"].to_string().contains(&role_arn));
         assert_eq!(
             statuses(&r),
             pairs(&[
@@ -318,12 +344,52 @@ async fn invalid_form_gets_400_before_any_aws_call() {
     assert_eq!(r.status, 400);
     assert!(r.error_fields().contains(&"aws_account_id".to_string()));
     assert!(r.error_fields().contains(&"aws_access_key_id".to_string()));
+
+    // A key id typo (0 for O) and a role ARN of another account, named and explained.
+    let mut form = subject(
+        ACCOUNT_A,
+        &Keys {
+            id: "AKIAIOSF0DNN7EXAMPLE".into(),
+            secret: SECRET.into(),
+        },
+    );
+    form["aws_assumed_role_name"] =
+        json!(format!("arn:aws:iam::{ACCOUNT_B}:role/InfraKitchenRole"));
+    let r = env.post("/integrations/aws/test-connection", &form).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = |field: &str| {
+        r.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["field"] == field)
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or_else(|| panic!("no error on {field}: {}", r.body))
+            .to_owned()
+    };
+    let key = message("aws_access_key_id");
+    assert!(
+        key.contains("'0' at position 9") && key.contains("'O'") && key.contains("2-7"),
+        "{key}"
+    );
+    let role = message("aws_assumed_role_name");
+    assert!(
+        role.contains(&format!("account {ACCOUNT_B}")) && role.contains(ACCOUNT_A),
+        "{role}"
+    );
+    form["aws_assumed_role_name"] =
+        json!(format!("arn:aws:iam::{ACCOUNT_A}:user/InfraKitchenUser"));
+    let r = env.post("/integrations/aws/test-connection", &form).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.to_string().contains("not the ARN of the user"),
+        "{}",
+        r.body
+    );
 }
 
-#[tokio::test]
-async fn a_hung_endpoint_fails_the_step_with_a_timeout_within_the_bound() {
-    capture_logs();
-    // Accepts connections and never answers.
+/// An endpoint that accepts connections and never answers.
+async fn hanging_endpoint() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -332,7 +398,93 @@ async fn a_hung_endpoint_fails_the_step_with_a_timeout_within_the_bound() {
             held.push(sock);
         }
     });
-    let hung = sdk_for(&format!("http://{addr}"), "AKIAUNUSED0000000000", "unused").await;
+    format!("http://{addr}")
+}
+
+/// An endpoint nobody listens on: a loopback port that was bound, then closed.
+async fn closed_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// A second gateway over `env`'s stack (same table and key) whose users' calls (STS, S3)
+/// go to `endpoint`: the same saved integration, tested while AWS is out of reach.
+async fn users_aws_at(env: &TestEnv, endpoint: &str) -> TestEnv {
+    let user_sdk = sdk_for(endpoint, "AKIAUNUSED0000000000", "unused").await;
+    let functions = local_stack::Functions::with_user_sdk(&env.sdk, &user_sdk, &env.stack);
+    let gateway = Arc::new(local_stack::gateway::Gateway::new(
+        functions.clone(),
+        TOKEN.into(),
+        PRINCIPAL.into(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(local_stack::gateway::serve(listener, gateway.clone()));
+    TestEnv {
+        base,
+        http: reqwest::Client::new(),
+        sdk: env.sdk.clone(),
+        stack: env.stack.clone(),
+        functions,
+        gateway,
+    }
+}
+
+/// The report of a test that could not reach AWS: outcome `unreachable`, the step names
+/// what happened and where, nothing in it blames or advises about the keys, and every
+/// later step is skipped.
+fn assert_outage(r: &Value, what: &str, endpoint: &str) {
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["outcome"], "unreachable", "{r}");
+    let c = step(r, "credentials");
+    assert_eq!(c["status"], "unreachable", "{c}");
+    assert!(
+        c.get("aws_error_code").is_none(),
+        "no error code blames the user: {c}"
+    );
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("STS GetCallerIdentity in us-east-1")
+            && detail.contains(endpoint)
+            && detail.contains(what),
+        "{detail}"
+    );
+    let hint = c["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("not a problem with your keys") && hint.contains("Retry"),
+        "{hint}"
+    );
+    let text = r.to_string();
+    for advice in [
+        "typo",
+        "Access Key ID",
+        "Secret Access Key",
+        "trust policy",
+        "Active",
+    ] {
+        assert!(!text.contains(advice), "key advice {advice:?} in {r}");
+    }
+    for later in r["steps"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(later["status"], "skipped", "{later}");
+        assert!(
+            later["detail"]
+                .as_str()
+                .unwrap()
+                .contains("could not reach AWS"),
+            "{later}"
+        );
+    }
+    assert!(r["summary"].as_str().unwrap().starts_with("Not completed:"));
+    assert_eq!(r["proves"], json!([]));
+}
+
+#[tokio::test]
+async fn a_hung_endpoint_fails_the_step_with_a_timeout_within_the_bound() {
+    capture_logs();
+    let hung_url = hanging_endpoint().await;
+    let hung = sdk_for(&hung_url, "AKIAUNUSED0000000000", "unused").await;
     let env = TestEnv::with_user_sdk(hung).await;
     let mut form = subject(
         ACCOUNT_A,
@@ -348,13 +500,60 @@ async fn a_hung_endpoint_fails_the_step_with_a_timeout_within_the_bound() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(20), "took {took:?}");
     let c = step(&r, "credentials");
-    assert_eq!(c["status"], "failed");
+    // Not `failed`: an endpoint that never answers says nothing about the keys.
+    assert_eq!(c["status"], "unreachable");
     assert!(c["detail"].as_str().unwrap().contains("timed out"), "{c}");
     assert_eq!(r["ok"], false);
     for later in ["account", "assume_role", "role_identity", "state_bucket"] {
         assert_eq!(step(&r, later)["status"], "skipped");
     }
+    assert_outage(&r, "timed out", &hung_url);
     assert_no_secret(&r, SECRET);
+}
+
+#[tokio::test]
+async fn an_unreachable_or_hung_aws_is_not_blamed_on_the_keys_nor_recorded() {
+    let env = env().await;
+    let (_, keys) = world().await.user(ACCOUNT_A, "outage", None).await;
+    let mut form = subject(ACCOUNT_A, &keys);
+    form["name"] = json!(unique("outage"));
+    let created = env.post("/integrations/aws", &form).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let saved = format!("/integrations/aws/{id}/test-connection");
+    // A real verdict first: the one an outage must leave in place.
+    let first = env.post(&saved, &json!({})).await;
+    assert_eq!(first.body["outcome"], "passed", "{}", first.body);
+    assert_eq!(first.body["recorded"], true);
+    let recorded = first.body["last_test"].clone();
+    assert_eq!(recorded["ok"], true);
+
+    for (endpoint, what) in [
+        (closed_endpoint().await, "connection refused"),
+        (hanging_endpoint().await, "timed out"),
+    ] {
+        let out = users_aws_at(&env, &endpoint).await;
+
+        // Unsaved form.
+        let started = Instant::now();
+        let r = test(&out, &form).await;
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_outage(&r, what, &endpoint);
+        assert!(r.get("recorded").is_none() && r.get("last_test").is_none());
+        assert_no_secret(&r, &keys.secret);
+
+        // Saved integration: the report says nothing was recorded, and nothing was.
+        let r = out.post(&saved, &json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_outage(&r.body, what, &endpoint);
+        assert_eq!(r.body["recorded"], false, "{}", r.body);
+        assert!(r.body.get("last_test").is_none(), "{}", r.body);
+        assert!(r.body["summary"].as_str().unwrap().contains("Not recorded"));
+        assert_no_secret(&r.body, &keys.secret);
+        let got = env.get(&format!("/integrations/aws/{id}")).await;
+        assert_eq!(got.body["last_test"], recorded, "last_test is unchanged");
+        assert_eq!(got.body["revision"], created.body["revision"]);
+    }
 }
 
 #[tokio::test]
@@ -375,6 +574,7 @@ async fn a_saved_integration_is_tested_by_id_and_records_last_test() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["ok"], true, "{}", r.body);
     assert_eq!(r.body["last_test"]["ok"], true);
+    assert_eq!(r.body["recorded"], true);
     assert_no_secret(&r.body, &keys.secret);
     let got = env.get(&format!("/integrations/aws/{id}")).await;
     assert_eq!(got.body["last_test"], r.body["last_test"]);

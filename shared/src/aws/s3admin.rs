@@ -2,7 +2,7 @@
 
 use super::user::{failure, UserAws};
 use crate::model::bucket_arn;
-use crate::ports::{AwsCredentials, AwsFailure, BucketAdmin, CreateBucket, Hardening};
+use crate::ports::{AwsCredentials, AwsFailure, BucketAdmin, CreateBucket, FailureKind, Hardening};
 use async_trait::async_trait;
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
 use aws_sdk_s3::types::{
@@ -229,8 +229,9 @@ impl BucketAdmin for UserAws {
         match res {
             Ok(_) => Ok(true),
             Err(e) => {
+                // ExpectedBucketOwner refuses another owner's bucket with a bare 403.
                 let f = failure(&e);
-                if f.status == Some(403) {
+                if f.kind() == FailureKind::Denied {
                     Ok(false)
                 } else {
                     Err(f)

@@ -4,7 +4,8 @@
 //! client (connection pool, TLS) and only swaps in the caller's credentials and region.
 
 use crate::ports::{
-    AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAccess, CallerIdentity, HeadBucket,
+    AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAccess, CallerIdentity, FailureKind,
+    HeadBucket,
 };
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -16,14 +17,19 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most one call into a user's account may take, retries included.
+pub const USER_CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Bounds for calls into users' accounts: Test Connection makes up to four in a row and
 /// must answer within 20 s even when an endpoint hangs.
 pub fn user_call_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .read_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(4))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(ATTEMPT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(USER_CALL_TIMEOUT)
         .build()
 }
 
@@ -41,6 +47,15 @@ impl UserAws {
                 .retry_config(RetryConfig::standard().with_max_attempts(2))
                 .build(),
         }
+    }
+
+    /// [`failure`], naming a custom endpoint (a local AWS) when AWS was not reached.
+    fn failure<E: ProvideErrorMetadata>(&self, err: &SdkError<E, HttpResponse>) -> AwsFailure {
+        let mut f = failure(err);
+        if f.no_answer.is_some() {
+            f.endpoint = self.sdk.endpoint_url().map(str::to_owned);
+        }
+        f
     }
 
     fn credentials(creds: &AwsCredentials) -> Credentials {
@@ -82,8 +97,51 @@ fn xml_tag(body: &str, tag: &str) -> Option<String> {
     Some(body[start..end].trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-/// Classifies a failed call. The code comes from the SDK when it parsed one, else from
-/// the raw response: moto wraps STS errors in an extra element the SDK does not expect.
+/// How a connection failed, in words: the first known cause in the error chain.
+fn connect_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind;
+    let mut texts = Vec::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return "connection refused".into(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    return "the connection was reset".into()
+                }
+                ErrorKind::NotConnected | ErrorKind::BrokenPipe => {
+                    return "the connection was closed".into()
+                }
+                _ => {}
+            }
+        }
+        texts.push(e.to_string());
+        cur = e.source();
+    }
+    let all = texts.join(": ").to_lowercase();
+    if all.contains("dns") || all.contains("lookup address") || all.contains("name or service") {
+        "the endpoint's DNS name could not be resolved".into()
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        "the TLS handshake failed".into()
+    } else {
+        let last: String = texts
+            .last()
+            .map(String::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(160)
+            .collect();
+        if last.is_empty() {
+            "the endpoint did not accept the connection".into()
+        } else {
+            last
+        }
+    }
+}
+
+/// Records a failed call: the code comes from the SDK when it parsed one, else from the
+/// raw response (moto wraps STS errors in an extra element the SDK does not expect); a
+/// call without an answer says why. What it means is [`AwsFailure::kind`]'s decision.
 pub fn failure<E>(err: &SdkError<E, HttpResponse>) -> AwsFailure
 where
     E: ProvideErrorMetadata,
@@ -101,20 +159,27 @@ where
         )
     };
     match err {
-        SdkError::TimeoutError(_) => AwsFailure::timed_out(),
-        SdkError::DispatchFailure(d) if d.is_timeout() => AwsFailure::timed_out(),
-        SdkError::DispatchFailure(_) => AwsFailure {
-            code: Some("ConnectionFailure".into()),
-            message: Some("could not connect to the AWS endpoint".into()),
-            ..Default::default()
-        },
+        SdkError::TimeoutError(_) => AwsFailure::timed_out(format!(
+            "no answer within {} s",
+            USER_CALL_TIMEOUT.as_secs()
+        )),
+        SdkError::DispatchFailure(d) if d.is_timeout() => AwsFailure::timed_out(format!(
+            "no connection within {} s or no answer within {} s",
+            CONNECT_TIMEOUT.as_secs(),
+            ATTEMPT_TIMEOUT.as_secs()
+        )),
+        SdkError::DispatchFailure(d) => AwsFailure::unreachable(
+            d.as_connector_error()
+                .map(|c| connect_cause(c))
+                .unwrap_or_else(|| "the endpoint did not accept the connection".into()),
+        ),
         SdkError::ServiceError(ctx) => {
             let (status, raw_code, raw_msg) = from_raw(ctx.raw());
             AwsFailure {
                 code: ctx.err().code().map(str::to_owned).or(raw_code),
                 status,
                 message: ctx.err().message().map(str::to_owned).or(raw_msg),
-                timed_out: false,
+                ..Default::default()
             }
         }
         SdkError::ResponseError(ctx) => {
@@ -123,7 +188,7 @@ where
                 code,
                 status,
                 message,
-                timed_out: false,
+                ..Default::default()
             }
         }
         _ => AwsFailure {
@@ -145,7 +210,7 @@ impl AwsIdentity for UserAws {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| failure(&e))?;
+            .map_err(|e| self.failure(&e))?;
         match (out.arn, out.account) {
             (Some(arn), Some(account)) => Ok(CallerIdentity { arn, account }),
             _ => Err(AwsFailure {
@@ -171,7 +236,7 @@ impl AwsIdentity for UserAws {
             .set_external_id(req.external_id.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| failure(&e))?;
+            .map_err(|e| self.failure(&e))?;
         let c = out.credentials.ok_or_else(|| AwsFailure {
             code: Some("IncompleteResponse".into()),
             message: Some("AssumeRole returned no credentials".into()),
@@ -204,12 +269,13 @@ impl BucketAccess for UserAws {
                 region: out.bucket_region,
             }),
             Err(e) => {
-                let f = failure(&e);
+                let f = self.failure(&e);
                 match f.status {
                     Some(404) => Ok(HeadBucket::NotFound),
-                    Some(403) => Ok(HeadBucket::Forbidden),
                     // 301: the bucket exists in another region.
                     Some(301) => Ok(HeadBucket::Accessible { region: None }),
+                    // HEAD answers have no body: a bare 403 (exists, not listable).
+                    _ if f.kind() == FailureKind::Denied => Ok(HeadBucket::Forbidden),
                     _ => Err(f),
                 }
             }
@@ -228,7 +294,7 @@ impl BucketAccess for UserAws {
             .prefix(prefix)
             .send()
             .await
-            .map_err(|e| failure(&e))?;
+            .map_err(|e| self.failure(&e))?;
         Ok(out
             .buckets
             .unwrap_or_default()
@@ -253,5 +319,72 @@ mod tests {
         );
         assert_eq!(xml_tag(moto, "Message").as_deref(), Some("bad sig"));
         assert_eq!(xml_tag("<Code></Code>", "Code"), None);
+    }
+
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError as E;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn raw(status: u16, body: &str) -> HttpResponse {
+        HttpResponse::new(
+            StatusCode::try_from(status).unwrap(),
+            SdkBody::from(body.to_owned()),
+        )
+    }
+
+    fn service(code: &str, status: u16) -> SdkError<E, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message("m").build();
+        SdkError::service_error(E::generic(meta), raw(status, ""))
+    }
+
+    #[test]
+    fn transport_failures_are_outages_with_a_cause() {
+        let refused: SdkError<E, HttpResponse> = SdkError::dispatch_failure(ConnectorError::io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+        ));
+        let f = failure(&refused);
+        assert_eq!(f.kind(), FailureKind::Unreachable);
+        assert_eq!(f.code, None, "no AWS code is made up");
+        assert_eq!(f.describe(), "could not connect: connection refused");
+
+        let dns: SdkError<E, HttpResponse> = SdkError::dispatch_failure(ConnectorError::io(
+            "dns error: failed to lookup address information".into(),
+        ));
+        assert!(
+            failure(&dns).describe().contains("DNS"),
+            "{:?}",
+            failure(&dns)
+        );
+
+        let slow: SdkError<E, HttpResponse> = SdkError::timeout_error("operation timeout");
+        let f = failure(&slow);
+        assert_eq!(f.kind(), FailureKind::TimedOut);
+        assert_eq!(f.describe(), "timed out: no answer within 4 s");
+
+        let hung: SdkError<E, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::timeout("read".into()));
+        assert_eq!(failure(&hung).kind(), FailureKind::TimedOut);
+    }
+
+    #[test]
+    fn answers_keep_aws_code_and_status() {
+        let f = failure(&service("Throttling", 400));
+        assert_eq!(
+            (f.code.as_deref(), f.status),
+            (Some("Throttling"), Some(400))
+        );
+        assert_eq!(f.kind(), FailureKind::Throttled);
+        assert_eq!(
+            failure(&service("SignatureDoesNotMatch", 403)).kind(),
+            FailureKind::InvalidCredentials
+        );
+        // An answer the SDK could not parse: the status decides.
+        let html: SdkError<E, HttpResponse> =
+            SdkError::response_error("unparsable", raw(503, "<html>busy</html>"));
+        let f = failure(&html);
+        assert_eq!((f.code.as_deref(), f.status), (None, Some(503)));
+        assert_eq!(f.kind(), FailureKind::ServerError);
     }
 }
