@@ -402,7 +402,14 @@ pub async fn test_connection(deps: &TestConnectionDeps, req: Request) -> Respons
                     })
                     .await;
                 drop(secret);
-                report.last_test = Some(deps.integrations.record_test(&id, report.ok).await?);
+                // An outage says nothing about the credentials: last_test keeps its value.
+                report.last_test = deps.integrations.record_test(&id, report.outcome).await?;
+                report.recorded = Some(report.last_test.is_some());
+                if report.last_test.is_none() {
+                    report.summary.push_str(
+                        " Not recorded: the integration's last_test keeps its previous value.",
+                    );
+                }
                 Ok(json_response(StatusCode::OK, &report))
             }
         }
@@ -511,7 +518,7 @@ fn bucket_body(id: &str, b: &crate::model::StateBucket) -> serde_json::Value {
     body
 }
 
-/// `POST /integrations/aws/{id}/state-bucket` (202: queued or already under way) and
+/// `POST /integrations/aws/{id}/state-bucket` (202: queued or under way; 200: ready) and
 /// `GET /integrations/aws/{id}/state-bucket`.
 pub async fn state_bucket(p: &crate::provision::Provisioner, req: Request) -> Response<Body> {
     serve(req, async |req: Request| {
@@ -525,7 +532,13 @@ pub async fn state_bucket(p: &crate::provision::Provisioner, req: Request) -> Re
         match *req.method() {
             Method::POST => {
                 let b = crate::provision::request(p, &id).await?;
-                Ok(json_response(StatusCode::ACCEPTED, &bucket_body(&id, &b)))
+                // 202: queued or under way; a ready bucket has nothing queued.
+                let status = if b.status == crate::model::BucketStatus::Ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                };
+                Ok(json_response(status, &bucket_body(&id, &b)))
             }
             Method::GET => {
                 let b = crate::provision::status(p, &id).await?;

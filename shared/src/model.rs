@@ -270,14 +270,45 @@ impl IntegrationPatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal(pub String);
 
-/// Current UTC time as RFC 3339 with millisecond precision.
+/// Current UTC time as a fixed-width RFC 3339 timestamp (see [`timestamp`]).
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `2026-11-26T05:35:10.000Z`: always UTC, always three fraction digits. Stored times
+/// are compared as strings (in Rust and in DynamoDB conditions), so every one has the
+/// same width: `time`'s own RFC 3339 output drops trailing zeros, and `...:05Z` would
+/// sort after `...:05.5Z`.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// The fixed-width timestamp of `ago` before now (a threshold for "older than").
+pub fn timestamp_ago(ago: std::time::Duration) -> String {
+    timestamp(time::OffsetDateTime::now_utc() - ago)
+}
+
+/// Is the stored time `at` (any RFC 3339 form) earlier than the fixed-width `threshold`?
+/// Parses both, so records written before timestamps were fixed-width compare correctly.
+/// A missing or unreadable time counts as earlier: such a record can always be recovered.
+pub fn is_before(at: Option<&str>, threshold: &str) -> bool {
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    };
+    match (at.and_then(parse), parse(threshold)) {
+        (Some(a), Some(t)) => a < t,
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +319,49 @@ mod tests {
     fn masks_all_but_edges() {
         assert_eq!(mask_key_id("AKIAIOSFODNN7EXAMPLE"), "AKIA************MPLE");
         assert_eq!(mask_key_id("short"), "*****");
+    }
+
+    #[test]
+    fn timestamps_have_one_width_and_sort_by_time() {
+        use time::macros::datetime;
+        let whole = timestamp(datetime!(2026-11-26 05:35:05 UTC));
+        let half = timestamp(datetime!(2026-11-26 05:35:05.5 UTC));
+        let later = timestamp(datetime!(2026-11-26 05:35:06.001 UTC));
+        assert_eq!(whole, "2026-11-26T05:35:05.000Z");
+        assert_eq!(half, "2026-11-26T05:35:05.500Z");
+        assert!(whole < half && half < later, "string order is time order");
+        // Other offsets are written in UTC.
+        assert_eq!(
+            timestamp(datetime!(2026-11-26 07:35:05.25 +02:00)),
+            "2026-11-26T05:35:05.250Z"
+        );
+        // Every millisecond of a few seconds: same width, and strictly increasing.
+        let start = datetime!(2026-12-31 23:59:58 UTC);
+        let all: Vec<String> = (0..3000)
+            .map(|ms| timestamp(start + time::Duration::milliseconds(ms)))
+            .collect();
+        assert!(all.iter().all(|t| t.len() == 24));
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(now_rfc3339().len(), 24);
+    }
+
+    #[test]
+    fn before_compares_times_not_text() {
+        // The variable-width form written by earlier versions still compares as time.
+        assert!(!is_before(
+            Some("2026-11-26T05:35:05Z"),
+            "2026-11-26T05:35:04.500Z"
+        ));
+        assert!(is_before(
+            Some("2026-11-26T05:35:05Z"),
+            "2026-11-26T05:35:05.500Z"
+        ));
+        assert!(!is_before(
+            Some("2026-11-26T05:35:05.5Z"),
+            "2026-11-26T05:35:05.000Z"
+        ));
+        assert!(is_before(None, "2026-11-26T05:35:05.000Z"));
+        assert!(is_before(Some("garbage"), "2026-11-26T05:35:05.000Z"));
     }
 
     #[test]

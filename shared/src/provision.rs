@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    bucket_arn, now_rfc3339, role_arn, BucketStatus, Integration, Partition, StateBucket,
+    bucket_arn, is_before, now_rfc3339, role_arn, timestamp_ago, BucketStatus, Integration,
+    Partition, StateBucket,
 };
 use crate::ports::{
     AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAdmin, BucketGuard, CreateBucket,
@@ -13,6 +14,7 @@ use crate::ports::{
 use crate::service::IntegrationService;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ pub struct Settings {
     pub kms_key_arn: Option<String>,
     /// A `provisioning` status older than this belongs to a crashed run and may be taken over.
     pub stale_after: Duration,
+    /// A `pending` status older than this has lost its stream event (record age limit,
+    /// on-failure queue, a disabled trigger): a retry request or the sweeper re-drives it.
+    pub pending_after: Duration,
 }
 
 impl Default for Settings {
@@ -34,12 +39,14 @@ impl Default for Settings {
             noncurrent_days: 90,
             kms_key_arn: None,
             stale_after: Duration::from_secs(900),
+            pending_after: Duration::from_secs(300),
         }
     }
 }
 
 impl Settings {
-    /// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`, `PROVISION_STALE_AFTER_SECONDS`.
+    /// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`,
+    /// `PROVISION_STALE_AFTER_SECONDS`, `PROVISION_PENDING_AFTER_SECONDS`.
     pub fn from_env() -> std::result::Result<Self, String> {
         let d = Settings::default();
         let num = |name: &str, default: u64| -> std::result::Result<u64, String> {
@@ -61,6 +68,10 @@ impl Settings {
             stale_after: Duration::from_secs(num(
                 "PROVISION_STALE_AFTER_SECONDS",
                 d.stale_after.as_secs(),
+            )?),
+            pending_after: Duration::from_secs(num(
+                "PROVISION_PENDING_AFTER_SECONDS",
+                d.pending_after.as_secs(),
             )?),
         })
     }
@@ -101,17 +112,26 @@ fn permission(op: &str) -> &'static str {
 }
 
 fn reason(op: &str, resource: &str, f: &AwsFailure) -> String {
-    let denied = f.is("AccessDenied") || f.is("AccessDeniedException") || f.status == Some(403);
-    if denied {
-        format!(
+    // One classification for every caller (`AwsFailure::kind`).
+    use crate::ports::FailureKind as K;
+    match f.kind() {
+        K::Denied => format!(
             "{op} was denied ({}): the credentials lack {} on {resource}",
             f.describe(),
             permission(op)
-        )
-    } else if f.timed_out {
-        format!("{op} timed out; retry with POST .../state-bucket")
-    } else {
-        format!("{op} failed: {}", f.describe())
+        ),
+        K::InvalidCredentials => format!(
+            "{op} was refused: AWS does not accept the integration's access key ({}); \
+             rotate the keys (PATCH with both key fields), then retry with POST .../state-bucket",
+            f.describe()
+        ),
+        k if k.is_outage() => format!(
+            "{op} could not be completed because AWS could not be reached or answered with \
+             its own failure ({}); this is not a permission problem: retry with POST \
+             .../state-bucket",
+            f.describe()
+        ),
+        _ => format!("{op} failed: {}", f.describe()),
     }
 }
 
@@ -148,10 +168,14 @@ impl Provisioner {
         }
     }
 
-    fn stale_before(&self) -> String {
-        let t = time::OffsetDateTime::now_utc() - self.settings.stale_after;
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+    /// How long a bucket may keep `status` before a retry request or the sweeper
+    /// re-drives it; `None` for the statuses that are never re-driven.
+    fn redrive_after(&self, status: BucketStatus) -> Option<Duration> {
+        match status {
+            BucketStatus::Pending => Some(self.settings.pending_after),
+            BucketStatus::Provisioning => Some(self.settings.stale_after),
+            BucketStatus::Ready | BucketStatus::Failed => None,
+        }
     }
 
     /// Provisions the integration's bucket if it is pending (or stuck). Errors are this
@@ -163,11 +187,11 @@ impl Provisioner {
         let Some(bucket) = integration.state_bucket.clone() else {
             return Ok(Outcome::Skipped("no state bucket requested"));
         };
-        let stale_before = self.stale_before();
+        let stale_before = timestamp_ago(self.settings.stale_after);
         match bucket.status {
             BucketStatus::Pending => {}
             BucketStatus::Provisioning
-                if bucket.status_changed_at.as_deref().unwrap_or("") < stale_before.as_str() => {}
+                if is_before(bucket.status_changed_at.as_deref(), &stale_before) => {}
             BucketStatus::Provisioning => {
                 return Ok(Outcome::Skipped("another run is provisioning"))
             }
@@ -186,7 +210,7 @@ impl Provisioner {
         let guard = BucketGuard {
             allow_absent: false,
             from: &[BucketStatus::Pending],
-            stale_before: Some(&stale_before),
+            unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
         };
         if self
             .integrations
@@ -386,28 +410,111 @@ pub fn pending_integration(r: &EventRecord) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `POST .../state-bucket` when the bucket is stuck in a crashed run also re-queues it.
+/// `POST .../state-bucket`: queues a bucket that was not requested or failed; re-drives
+/// one stuck in `pending` (its event was lost) or `provisioning` (its run crashed) past
+/// the thresholds by writing it `pending` again, which the stream delivers anew; leaves
+/// a fresh `pending`/`provisioning` and a `ready` bucket as they are.
 pub async fn request(p: &Provisioner, id: &str) -> Result<StateBucket> {
     let current = p.integrations.get(id).await?;
     if let Some(b) = &current.state_bucket {
-        let stuck = b.status == BucketStatus::Provisioning
-            && b.status_changed_at.as_deref().unwrap_or("") < p.stale_before().as_str();
-        if stuck {
-            let mut again = b.clone();
-            again.status = BucketStatus::Pending;
-            again.status_changed_at = Some(now_rfc3339());
-            let before = p.stale_before();
-            let guard = BucketGuard {
-                stale_before: Some(&before),
-                ..Default::default()
-            };
-            if p.integrations.store().set_bucket(id, &again, guard).await? == WriteOutcome::Written
-            {
-                return Ok(again);
+        if let Some(after) = p.redrive_after(b.status) {
+            let before = timestamp_ago(after);
+            if is_before(b.status_changed_at.as_deref(), &before) {
+                let again = StateBucket {
+                    status: BucketStatus::Pending,
+                    status_changed_at: Some(now_rfc3339()),
+                    ..b.clone()
+                };
+                let guard = BucketGuard {
+                    unchanged_since_before: Some((b.status, &before)),
+                    ..Default::default()
+                };
+                if p.integrations.store().set_bucket(id, &again, guard).await?
+                    == WriteOutcome::Written
+                {
+                    tracing::info!(
+                        integration_id = id,
+                        was = b.status.as_str(),
+                        since = b.status_changed_at.as_deref(),
+                        "state bucket re-driven on request"
+                    );
+                    return Ok(again);
+                }
             }
         }
     }
     p.integrations.request_bucket(id).await
+}
+
+/// What one sweep found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub due: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Our own dependency failed for these: they stay due for the next sweep.
+    pub errors: usize,
+    /// Not started within the sweep's time budget: due again next time.
+    pub deferred: usize,
+}
+
+/// Buckets one sweep takes on (per status), how many it provisions at once, and how
+/// long it keeps starting new ones: a sweep runs inside the function's 120 s timeout
+/// (one provisioning takes seconds, ~10 s at worst with the per-call timeouts), and a
+/// backlog drains over a few scheduled runs rather than in one long one.
+pub const SWEEP_BATCH: usize = 25;
+const SWEEP_CONCURRENCY: usize = 5;
+const SWEEP_START_BUDGET: Duration = Duration::from_secs(60);
+
+impl Provisioner {
+    /// The scheduled sweeper: provisions every bucket that has been `pending` longer than
+    /// `pending_after` or `provisioning` longer than `stale_after`. The claim is the same
+    /// conditional update as the stream's, so a sweep never races a live run.
+    pub async fn sweep(&self) -> Result<SweepReport> {
+        let store = self.integrations.store();
+        let pending_before = timestamp_ago(self.settings.pending_after);
+        let stale_before = timestamp_ago(self.settings.stale_after);
+        let (pending, stale) = tokio::join!(
+            store.buckets_due(BucketStatus::Pending, &pending_before, SWEEP_BATCH),
+            store.buckets_due(BucketStatus::Provisioning, &stale_before, SWEEP_BATCH),
+        );
+        let mut ids = pending?;
+        ids.extend(stale?);
+        ids.dedup();
+        let mut report = SweepReport {
+            due: ids.len(),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let outcomes: Vec<(String, Option<Result<Outcome>>)> =
+            futures::stream::iter(ids.into_iter().map(|id| async move {
+                if started.elapsed() > SWEEP_START_BUDGET {
+                    return (id, None);
+                }
+                let outcome = self.provision(&id).await;
+                (id, Some(outcome))
+            }))
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, outcome) in outcomes {
+            match outcome {
+                None => report.deferred += 1,
+                Some(Ok(Outcome::Ready)) => report.ready += 1,
+                Some(Ok(Outcome::Failed(_))) => report.failed += 1,
+                Some(Ok(Outcome::Skipped(_))) => report.skipped += 1,
+                Some(Err(e)) => {
+                    tracing::warn!(integration_id = %id, error = %e, "sweep could not provision; due again next time");
+                    report.errors += 1;
+                }
+            }
+        }
+        if report.due > 0 {
+            tracing::info!(?report, "state bucket sweep");
+        }
+        Ok(report)
+    }
 }
 
 /// `GET .../state-bucket`: the status, or 404 when none was requested.
@@ -419,23 +526,84 @@ pub async fn status(p: &Provisioner, id: &str) -> Result<StateBucket> {
     })
 }
 
-/// Entry point of the provision-bucket Lambda, which has two triggers: the table's
-/// stream (a DynamoDB batch) and API Gateway (the state-bucket routes).
+/// The three triggers of the provision-bucket Lambda (template.yaml): the table's stream,
+/// the EventBridge schedule of the sweeper, and API Gateway (the state-bucket routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Stream,
+    Schedule,
+    Http,
+}
+
+impl Trigger {
+    /// Each source names itself in its envelope: DynamoDB stream records carry
+    /// `eventSource: aws:dynamodb`, EventBridge events `source: aws.events`; anything else
+    /// must parse as an API Gateway request.
+    pub fn of(payload: &serde_json::Value) -> Self {
+        let text = |ptr: &str| payload.pointer(ptr).and_then(|v| v.as_str());
+        if text("/Records/0/eventSource") == Some("aws:dynamodb") {
+            Trigger::Stream
+        } else if text("/source") == Some("aws.events")
+            && text("/detail-type") == Some("Scheduled Event")
+        {
+            Trigger::Schedule
+        } else {
+            Trigger::Http
+        }
+    }
+}
+
+/// Entry point of the provision-bucket Lambda: dispatches on the trigger.
 pub async fn dispatch(
     p: &Provisioner,
     payload: serde_json::Value,
 ) -> std::result::Result<serde_json::Value, String> {
-    let from_stream = payload
-        .pointer("/Records/0/eventSource")
-        .and_then(|v| v.as_str())
-        == Some("aws:dynamodb");
-    if from_stream {
-        let event: Event =
-            serde_json::from_value(payload).map_err(|e| format!("stream event: {e}"))?;
-        return serde_json::to_value(p.handle_stream(event).await).map_err(|e| e.to_string());
+    match Trigger::of(&payload) {
+        Trigger::Stream => {
+            let event: Event =
+                serde_json::from_value(payload).map_err(|e| format!("stream event: {e}"))?;
+            serde_json::to_value(p.handle_stream(event).await).map_err(|e| e.to_string())
+        }
+        Trigger::Schedule => {
+            // A failed sweep fails the invocation: EventBridge retries it, and the next
+            // scheduled run finds the same buckets due anyway.
+            let report = p.sweep().await.map_err(|e| format!("sweep: {e}"))?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
+        }
+        Trigger::Http => {
+            let lambda_req: lambda_http::request::LambdaRequest =
+                serde_json::from_value(payload).map_err(|e| format!("unsupported event: {e}"))?;
+            let resp = crate::api::state_bucket(p, lambda_req.into()).await;
+            serde_json::to_value(crate::api::apigw_v2_response(resp)).map_err(|e| e.to_string())
+        }
     }
-    let lambda_req: lambda_http::request::LambdaRequest =
-        serde_json::from_value(payload).map_err(|e| format!("unsupported event: {e}"))?;
-    let resp = crate::api::state_bucket(p, lambda_req.into()).await;
-    serde_json::to_value(crate::api::apigw_v2_response(resp)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn trigger_is_read_from_the_envelope() {
+        let stream = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "MODIFY"}]});
+        let schedule = json!({"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        let other_event = json!({"source": "aws.events", "detail-type": "Object Created"});
+        let http = json!({"version": "2.0", "routeKey": "GET /integrations/aws/{id}/state-bucket"});
+        assert_eq!(Trigger::of(&stream), Trigger::Stream);
+        assert_eq!(Trigger::of(&schedule), Trigger::Schedule);
+        assert_eq!(Trigger::of(&other_event), Trigger::Http);
+        assert_eq!(Trigger::of(&http), Trigger::Http);
+        let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/");
+        for (file, want) in [
+            ("provision-bucket.stream.json", Trigger::Stream),
+            ("provision-bucket.sweep.json", Trigger::Schedule),
+            ("provision-bucket.post.json", Trigger::Http),
+            ("provision-bucket.get.json", Trigger::Http),
+        ] {
+            let text = std::fs::read_to_string(format!("{events}{file}")).expect(file);
+            let payload: serde_json::Value = serde_json::from_str(&text).expect(file);
+            assert_eq!(Trigger::of(&payload), want, "{file}");
+        }
+    }
 }

@@ -114,14 +114,23 @@ impl IntegrationService {
         }
     }
 
-    fn stale(pre: Precondition, current: u64) -> Error {
+    /// The error for a write that lost a race. With `If-Match`, the `412` names the
+    /// revision that is current *now* (read again: the one we read before writing is
+    /// the caller's own), so a client can retry with it; a record deleted meanwhile is a
+    /// `404`.
+    async fn stale(&self, id: &str, pre: Precondition) -> Error {
         match pre {
             Precondition::None => Error::Conflict {
                 detail: "the integration was changed by another request; read it again and retry"
                     .into(),
                 field: None,
             },
-            _ => Error::PreconditionFailed { current },
+            _ => match self.get(id).await {
+                Ok(now) => Error::PreconditionFailed {
+                    current: now.revision,
+                },
+                Err(e) => e,
+            },
         }
     }
 
@@ -134,7 +143,7 @@ impl IntegrationService {
         match self.store.update(&next, &current).await? {
             WriteOutcome::Written => Ok(next),
             WriteOutcome::NameTaken => Err(name_taken(&next.name)),
-            WriteOutcome::Stale => Err(Self::stale(pre, current.revision)),
+            WriteOutcome::Stale => Err(self.stale(id, pre).await),
         }
     }
 
@@ -222,18 +231,27 @@ impl IntegrationService {
         Self::check_precondition(&current, pre)?;
         match self.store.delete(&current).await? {
             WriteOutcome::Written => Ok(()),
-            WriteOutcome::Stale => Err(Self::stale(pre, current.revision)),
+            WriteOutcome::Stale => Err(self.stale(id, pre).await),
             WriteOutcome::NameTaken => Err(Error::Internal("name guard on delete".into())),
         }
     }
 
-    pub async fn record_test(&self, id: &str, ok: bool) -> Result<LastTest> {
+    /// Records a test's verdict as `last_test`, unless AWS could not be reached: such a
+    /// test says nothing about the credentials, so nothing is written (`None`).
+    pub async fn record_test(
+        &self,
+        id: &str,
+        outcome: crate::connection::Outcome,
+    ) -> Result<Option<LastTest>> {
+        let Some(ok) = outcome.recorded_ok() else {
+            return Ok(None);
+        };
         let test = LastTest {
             at: now_rfc3339(),
             ok,
         };
         match self.store.record_test(id, &test).await? {
-            WriteOutcome::Written => Ok(test),
+            WriteOutcome::Written => Ok(Some(test)),
             _ => Err(Error::not_found(format!("integration '{id}'"))),
         }
     }
@@ -259,7 +277,7 @@ impl IntegrationService {
         let guard = BucketGuard {
             allow_absent: true,
             from: &[BucketStatus::Failed],
-            stale_before: None,
+            unchanged_since_before: None,
         };
         match self.store.set_bucket(id, &bucket, guard).await? {
             WriteOutcome::Written => Ok(bucket),

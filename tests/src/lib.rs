@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod gateway;
+pub mod schedule;
 pub mod streams;
 
 use std::sync::Arc;

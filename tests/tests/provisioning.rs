@@ -171,7 +171,7 @@ async fn create_with_the_flag_ends_ready_and_hardened_and_reruns_are_no_ops() {
     let again = env
         .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
         .await;
-    assert_eq!(again.status, 202);
+    assert_eq!(again.status, 200, "a ready bucket has nothing queued");
     assert_eq!(again.body["status"], "ready");
     let stored = env.functions.integrations.get(&id).await.unwrap();
     assert_eq!(stored.state_bucket.unwrap().attempts, 1);
@@ -668,4 +668,165 @@ async fn terraform_writes_versioned_state_into_the_bucket_and_the_lock_holds() {
             .is_err(),
         "the lock is released"
     );
+}
+
+/// A provisioner over the env's table whose re-drive thresholds are one second, so a
+/// test can make a bucket "stuck" by waiting instead of by editing the clock.
+fn impatient_provisioner(env: &TestEnv) -> ik_shared::provision::Provisioner {
+    let settings = ik_shared::provision::Settings {
+        pending_after: std::time::Duration::from_secs(1),
+        stale_after: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    ik_shared::provisioner(&env.sdk, env.functions.integrations.clone(), settings)
+}
+
+/// Issue 8 item 3: a bucket whose stream event was lost stays `pending`; a retry
+/// request re-drives it only once it is overdue, the sweeper provisions it, and a
+/// request on a `ready` bucket queues nothing (200, not 202).
+#[tokio::test]
+async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
+    use ik_shared::provision::{request, SweepReport};
+    // No stream poller: every stream event of this table is "lost".
+    let env = TestEnv::new().await;
+    let p = impatient_provisioner(&env);
+    let store = env.functions.integrations.store().clone();
+    let created = env
+        .post(
+            "/integrations/aws",
+            &bucket_form("lost-event", &random_account(), None),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let queued_at = created.body["state_bucket"]["status_changed_at"].clone();
+
+    // Fresh: the route's own threshold (300 s) has not passed, nothing is re-driven.
+    let fresh = env
+        .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
+        .await;
+    assert_eq!(fresh.status, 202, "{}", fresh.body);
+    assert_eq!(fresh.body["status"], "pending");
+    assert_eq!(fresh.body["status_changed_at"], queued_at);
+    assert_eq!(
+        p.sweep().await.unwrap(),
+        SweepReport::default(),
+        "a fresh pending bucket is not due"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Overdue: a retry request writes it pending again (a new stream record).
+    let again = request(&p, &id).await.unwrap();
+    assert_eq!(again.status, BucketStatus::Pending);
+    assert_ne!(
+        json!(again.status_changed_at),
+        queued_at,
+        "the re-drive is a new write"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = ik_shared::model::timestamp_ago(std::time::Duration::ZERO);
+    assert_eq!(
+        store
+            .buckets_due(BucketStatus::Pending, &before, 10)
+            .await
+            .unwrap(),
+        vec![id.clone()],
+        "the sweep index lists the pending bucket"
+    );
+    let swept = p.sweep().await.unwrap();
+    assert_eq!(
+        (swept.due, swept.ready, swept.errors),
+        (1, 1, 0),
+        "{swept:?}"
+    );
+    let b = env
+        .get(&format!("/integrations/aws/{id}/state-bucket"))
+        .await;
+    assert_eq!(b.body["status"], "ready", "{}", b.body);
+    assert_eq!(b.body["attempts"], 1);
+    assert!(
+        store
+            .buckets_due(BucketStatus::Pending, &before, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a ready bucket leaves the sweep index"
+    );
+    assert_eq!(p.sweep().await.unwrap().due, 0);
+
+    // Ready: nothing is queued, and the answer says so.
+    let ready = env
+        .post(&format!("/integrations/aws/{id}/state-bucket"), &json!({}))
+        .await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    assert_eq!(ready.body["attempts"], 1);
+}
+
+/// The sweeper takes over a run that crashed in `provisioning`, leaves a live one alone,
+/// and never touches ready or failed buckets.
+#[tokio::test]
+async fn the_sweeper_takes_over_crashed_runs_only() {
+    use ik_shared::model::{now_rfc3339, StateBucket};
+    use ik_shared::ports::{BucketGuard, WriteOutcome};
+    let env = TestEnv::new().await;
+    let p = impatient_provisioner(&env);
+    let store = env.functions.integrations.store().clone();
+    let mut ids = Vec::new();
+    for name in ["crashed", "live", "done"] {
+        let r = env
+            .post(
+                "/integrations/aws",
+                &bucket_form(name, &random_account(), None),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let claim = |id: &str, status: BucketStatus| {
+        let store = store.clone();
+        let id = id.to_owned();
+        async move {
+            let current = store.get(&id).await.unwrap().unwrap();
+            let b = StateBucket {
+                status,
+                status_changed_at: Some(now_rfc3339()),
+                attempts: 1,
+                ..current.state_bucket.unwrap()
+            };
+            let guard = BucketGuard {
+                from: &[BucketStatus::Pending],
+                ..Default::default()
+            };
+            assert_eq!(
+                store.set_bucket(&id, &b, guard).await.unwrap(),
+                WriteOutcome::Written
+            );
+        }
+    };
+    claim(&ids[0], BucketStatus::Provisioning).await;
+    claim(&ids[2], BucketStatus::Failed).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // "live" is claimed only now: its run is not stale.
+    claim(&ids[1], BucketStatus::Provisioning).await;
+
+    let swept = p.sweep().await.unwrap();
+    assert_eq!(
+        (swept.due, swept.ready, swept.errors),
+        (1, 1, 0),
+        "{swept:?}"
+    );
+    let status = |id: String| {
+        let env = &env;
+        async move {
+            env.get(&format!("/integrations/aws/{id}/state-bucket"))
+                .await
+                .body
+        }
+    };
+    let crashed = status(ids[0].clone()).await;
+    assert_eq!(crashed["status"], "ready", "{crashed}");
+    assert_eq!(crashed["attempts"], 2, "the takeover is a second attempt");
+    assert_eq!(status(ids[1].clone()).await["status"], "provisioning");
+    assert_eq!(status(ids[2].clone()).await["status"], "failed");
 }

@@ -1,5 +1,6 @@
-//! State bucket provisioning. Two triggers: the integrations table's DynamoDB stream
-//! (filtered to pending buckets) and `POST|GET /integrations/aws/{id}/state-bucket`.
+//! State bucket provisioning. Three triggers: the integrations table's DynamoDB stream
+//! (filtered to pending buckets), the sweeper's EventBridge schedule, and
+//! `POST|GET /integrations/aws/{id}/state-bucket`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;

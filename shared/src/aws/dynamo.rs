@@ -5,9 +5,13 @@
 //!   lower-cased name) for the `by_name` index that lists integrations sorted by name;
 //! - `N#<name_key>`: the name guard, `integration_id = <id>`. Writing a record and its
 //!   guard in one transaction makes names unique without races.
+//!
+//! While a record's state bucket is `pending` or `provisioning` it also carries
+//! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
+//! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
 
 use crate::error::{Dependency, Error, Result};
-use crate::model::{Integration, LastTest, StateBucket};
+use crate::model::{BucketStatus, Integration, LastTest, StateBucket};
 use crate::ports::{BucketGuard, IntegrationStore, ListQuery, Page, WriteOutcome};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 pub const INDEX_BY_NAME: &str = "by_name";
+pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
 const ENTITY: &str = "integration";
 /// Query pages read while looking for label matches before returning a short page.
 const MAX_PAGES_PER_LIST: usize = 10;
@@ -49,8 +54,25 @@ struct Stored<'a> {
     pk: String,
     entity: &'static str,
     name_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep_pk: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep_at: Option<String>,
     #[serde(flatten)]
     integration: &'a Integration,
+}
+
+/// The sweep index keys of a bucket: present only while it may need re-driving.
+fn sweep_keys(bucket: Option<&StateBucket>) -> Option<(&'static str, String)> {
+    let b = bucket?;
+    match b.status {
+        BucketStatus::Pending | BucketStatus::Provisioning => Some((
+            b.status.as_str(),
+            // A missing time sorts first: such a bucket is always due.
+            b.status_changed_at.clone().unwrap_or_default(),
+        )),
+        BucketStatus::Ready | BucketStatus::Failed => None,
+    }
 }
 
 /// Fields a PATCH may change. Provisioning status and test results are written by
@@ -72,10 +94,13 @@ const CALLER_FIELDS: &[&str] = &[
 ];
 
 fn to_item(i: &Integration) -> Result<Item> {
+    let sweep = sweep_keys(i.state_bucket.as_ref());
     serde_dynamo::to_item(Stored {
         pk: record_key(&i.id),
         entity: ENTITY,
         name_key: i.name.to_lowercase(),
+        sweep_pk: sweep.as_ref().map(|(pk, _)| *pk),
+        sweep_at: sweep.map(|(_, at)| at),
         integration: i,
     })
     .map_err(|e| Error::Internal(format!("serialising integration: {e}")))
@@ -119,20 +144,58 @@ fn decode_token(raw: &str, label: &Option<String>) -> Result<Token> {
     Ok(t)
 }
 
-/// Which items of a cancelled transaction failed their condition.
-fn cancelled_items(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
+/// Why DynamoDB cancelled a transaction, as far as the caller can act on it.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    /// Which items failed their condition (`true`): the caller's outcome.
+    Conditions(Vec<bool>),
+    /// Another transaction held one of the items (`TransactionConflict`): nothing was
+    /// written and the same transaction may simply be tried again.
+    Conflict,
+}
+
+/// Classifies the per-item reason codes of a `TransactionCanceledException`. A failed
+/// condition decides the outcome even when another item also conflicted; any other
+/// reason (throttling, validation, ...) is not a cancellation the caller can act on.
+fn classify_cancellation(codes: &[Option<&str>]) -> Option<Cancellation> {
+    let failed: Vec<bool> = codes
+        .iter()
+        .map(|c| *c == Some("ConditionalCheckFailed"))
+        .collect();
+    if failed.iter().any(|f| *f) {
+        Some(Cancellation::Conditions(failed))
+    } else if codes.contains(&Some("TransactionConflict")) {
+        Some(Cancellation::Conflict)
+    } else {
+        None
+    }
+}
+
+/// Which items of a cancelled transaction failed their condition, or whether it only
+/// ran into a concurrent transaction on the same items.
+fn cancelled_items(err: &SdkError<TransactWriteItemsError>) -> Option<Cancellation> {
     let SdkError::ServiceError(e) = err else {
         return None;
     };
     let TransactWriteItemsError::TransactionCanceledException(tc) = e.err() else {
         return None;
     };
-    Some(
-        tc.cancellation_reasons()
-            .iter()
-            .map(|r| r.code() == Some("ConditionalCheckFailed"))
-            .collect(),
-    )
+    let codes: Vec<Option<&str>> = tc.cancellation_reasons().iter().map(|r| r.code()).collect();
+    classify_cancellation(&codes)
+}
+
+/// Bounds for re-running a transaction that lost a `TransactionConflict`: a few tries
+/// with short jittered backoff, never longer than `CONFLICT_RETRY_BUDGET` in all.
+const CONFLICT_ATTEMPTS: u32 = 8;
+const CONFLICT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_millis(2_000);
+
+/// Full jitter: a random delay up to 20 ms * 2^retry (at most 320 ms).
+fn conflict_backoff(retry: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let cap_ms = 20u64 << retry.min(4);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(retry);
+    std::time::Duration::from_millis(1 + h.finish() % cap_ms)
 }
 
 impl DynamoStore {
@@ -148,22 +211,41 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         outcome_of: impl Fn(&[bool]) -> WriteOutcome,
     ) -> Result<WriteOutcome> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(WriteOutcome::Written),
-            Err(e) => match cancelled_items(&e) {
-                Some(failed) if failed.iter().any(|f| *f) => Ok(outcome_of(&failed)),
-                _ => Err(super::unavailable(
-                    Dependency::DynamoDb,
-                    "TransactWriteItems",
-                    &e,
-                )),
-            },
+        // Concurrent transactions on the same items (e.g. two creates of one name) can be
+        // cancelled with `TransactionConflict` before either condition is evaluated. Run
+        // it again: the rerun sees the winner's write and fails its condition (409/412).
+        let started = std::time::Instant::now();
+        let mut retry = 0;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let e = match sent {
+                Ok(_) => return Ok(WriteOutcome::Written),
+                Err(e) => e,
+            };
+            match cancelled_items(&e) {
+                Some(Cancellation::Conditions(failed)) => return Ok(outcome_of(&failed)),
+                Some(Cancellation::Conflict)
+                    if retry + 1 < CONFLICT_ATTEMPTS
+                        && started.elapsed() < CONFLICT_RETRY_BUDGET =>
+                {
+                    let pause = conflict_backoff(retry);
+                    tracing::debug!(retry, ?pause, "transaction conflict; trying again");
+                    tokio::time::sleep(pause).await;
+                    retry += 1;
+                }
+                _ => {
+                    return Err(super::unavailable(
+                        Dependency::DynamoDb,
+                        "TransactWriteItems",
+                        &e,
+                    ))
+                }
+            }
         }
     }
 
@@ -245,11 +327,18 @@ impl IntegrationStore for DynamoStore {
                 None => remove.push(format!("#f{n}")),
             }
         }
-        if let Some(sb) = item.get("state_bucket") {
-            // Only when the caller turned the bucket on; an existing one is never replaced.
-            names.insert("#sb".into(), "state_bucket".into());
-            values.insert(":sb".into(), sb.clone());
-            set.push("#sb = if_not_exists(#sb, :sb)".into());
+        // A bucket is only ever added here (the caller turned it on and there was none);
+        // after that only set_bucket writes it. If one appeared since our read, the
+        // revision check below does not see it, so the condition asks for its absence.
+        let adds_bucket = old.state_bucket.is_none() && item.contains_key("state_bucket");
+        if adds_bucket {
+            for field in ["state_bucket", "sweep_pk", "sweep_at"] {
+                if let Some(v) = item.get(field) {
+                    names.insert(format!("#{field}"), field.to_owned());
+                    values.insert(format!(":{field}"), v.clone());
+                    set.push(format!("#{field} = :{field}"));
+                }
+            }
         }
         names.insert("#rev".into(), "revision".into());
         values.insert(
@@ -264,7 +353,11 @@ impl IntegrationStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(record_key(&old.id)))
             .update_expression(expr)
-            .condition_expression("#rev = :expected")
+            .condition_expression(if adds_bucket {
+                "#rev = :expected AND attribute_not_exists(#state_bucket)"
+            } else {
+                "#rev = :expected"
+            })
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
@@ -406,15 +499,28 @@ impl IntegrationStore for DynamoStore {
             clauses.push(format!("state_bucket.#st = :from{n}"));
             values.insert(format!(":from{n}"), s(st.as_str()));
         }
-        if let Some(before) = guard.stale_before {
-            clauses.push("(state_bucket.#st = :prov AND state_bucket.#at < :before)".to_owned());
-            values.insert(":prov".into(), s("provisioning"));
+        if let Some((status, before)) = guard.unchanged_since_before {
+            clauses.push("state_bucket.#st = :since_st AND state_bucket.#at < :before".to_owned());
+            values.insert(":since_st".into(), s(status.as_str()));
             values.insert(":before".into(), s(before));
         }
-        let condition = if clauses.is_empty() {
-            "attribute_exists(pk)".to_owned()
-        } else {
-            format!("attribute_exists(pk) AND ({})", clauses.join(" OR "))
+        // DynamoDB refuses redundant parentheses, so only alternatives get them.
+        let condition = match clauses.as_slice() {
+            [] => "attribute_exists(pk)".to_owned(),
+            [one] => format!("attribute_exists(pk) AND {one}"),
+            many => {
+                let alternatives: Vec<String> = many
+                    .iter()
+                    .map(|c| {
+                        if c.contains(" AND ") {
+                            format!("({c})")
+                        } else {
+                            c.clone()
+                        }
+                    })
+                    .collect();
+                format!("attribute_exists(pk) AND ({})", alternatives.join(" OR "))
+            }
         };
         let mut names = HashMap::new();
         if condition.contains("#st") {
@@ -423,18 +529,59 @@ impl IntegrationStore for DynamoStore {
         if condition.contains("#at") {
             names.insert("#at".to_owned(), "status_changed_at".to_owned());
         }
+        let mut update = "SET state_bucket = :b, create_state_bucket = :t".to_owned();
+        match sweep_keys(Some(bucket)) {
+            Some((pk, at)) => {
+                update.push_str(", sweep_pk = :spk, sweep_at = :sat");
+                values.insert(":spk".into(), s(pk));
+                values.insert(":sat".into(), s(at));
+            }
+            None => update.push_str(" REMOVE sweep_pk, sweep_at"),
+        }
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(record_key(id)))
-            .update_expression("SET state_bucket = :b, create_state_bucket = :t")
+            .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
         conditional(res, "UpdateItem")
+    }
+
+    async fn buckets_due(
+        &self,
+        status: BucketStatus,
+        changed_before: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BUCKET_SWEEP)
+            .key_condition_expression("sweep_pk = :st AND sweep_at < :before")
+            .expression_attribute_values(":st", s(status.as_str()))
+            .expression_attribute_values(":before", s(changed_before))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", &e))?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                item.get("pk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix("I#")
+                    .map(str::to_owned)
+            })
+            .collect())
     }
 }
 
@@ -457,6 +604,135 @@ fn conditional<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cancellations_are_classified_by_their_reason_codes() {
+        use Cancellation::*;
+        let ccf = Some("ConditionalCheckFailed");
+        let conflict = Some("TransactionConflict");
+        assert_eq!(
+            classify_cancellation(&[Some("None"), ccf]),
+            Some(Conditions(vec![false, true]))
+        );
+        // A failed condition decides even when another item conflicted.
+        assert_eq!(
+            classify_cancellation(&[conflict, ccf]),
+            Some(Conditions(vec![false, true]))
+        );
+        assert_eq!(
+            classify_cancellation(&[conflict, Some("None")]),
+            Some(Conflict)
+        );
+        assert_eq!(classify_cancellation(&[None, conflict]), Some(Conflict));
+        // Anything else is the dependency's problem (a retryable 503).
+        assert_eq!(
+            classify_cancellation(&[Some("ThrottlingError"), Some("None")]),
+            None
+        );
+        assert_eq!(classify_cancellation(&[]), None);
+    }
+
+    fn cancelled(codes: &[&str]) -> TransactWriteItemsError {
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        use aws_sdk_dynamodb::types::CancellationReason;
+        let mut e = TransactionCanceledException::builder().message("cancelled");
+        for c in codes {
+            e = e.cancellation_reasons(CancellationReason::builder().code(*c).build());
+        }
+        TransactWriteItemsError::TransactionCanceledException(e.build())
+    }
+
+    async fn transact_with(rule: &aws_smithy_mocks::Rule) -> Result<WriteOutcome> {
+        let client = aws_smithy_mocks::mock_client!(
+            aws_sdk_dynamodb,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [rule]
+        );
+        DynamoStore::new(client, "table")
+            .transact(vec![], |failed| {
+                if failed.get(1) == Some(&true) {
+                    WriteOutcome::NameTaken
+                } else {
+                    WriteOutcome::Stale
+                }
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_conflicting_transaction_is_run_again_until_its_condition_decides() {
+        use aws_smithy_mocks::mock;
+        let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .sequence()
+            .error(|| cancelled(&["None", "TransactionConflict"]))
+            .times(2)
+            .error(|| cancelled(&["None", "ConditionalCheckFailed"]))
+            .build();
+        assert!(matches!(
+            transact_with(&rule).await,
+            Ok(WriteOutcome::NameTaken)
+        ));
+        assert_eq!(rule.num_calls(), 3);
+
+        let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .sequence()
+            .error(|| cancelled(&["TransactionConflict", "None"]))
+            .output(|| {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                    .build()
+            })
+            .build();
+        assert!(matches!(
+            transact_with(&rule).await,
+            Ok(WriteOutcome::Written)
+        ));
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn endless_conflicts_give_up_in_bounded_time_as_unavailable() {
+        use aws_smithy_mocks::mock;
+        let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .sequence()
+            .error(|| cancelled(&["TransactionConflict", "TransactionConflict"]))
+            .repeatedly()
+            .build();
+        let started = std::time::Instant::now();
+        let outcome = transact_with(&rule).await;
+        assert!(
+            matches!(outcome, Err(Error::Unavailable { .. })),
+            "{outcome:?}"
+        );
+        assert!(rule.num_calls() <= CONFLICT_ATTEMPTS as usize);
+        assert!(started.elapsed() < CONFLICT_RETRY_BUDGET + std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn conflict_backoff_is_short_jittered_and_bounded() {
+        for retry in 0..CONFLICT_ATTEMPTS {
+            let d = conflict_backoff(retry);
+            assert!(d >= std::time::Duration::from_millis(1));
+            assert!(d <= std::time::Duration::from_millis(320), "{d:?}");
+        }
+        let worst: u64 = (0..CONFLICT_ATTEMPTS).map(|r| 20u64 << r.min(4)).sum();
+        assert!(worst < 3_000, "{worst} ms");
+    }
+
+    #[test]
+    fn only_pending_and_provisioning_buckets_are_in_the_sweep_index() {
+        let mut b = StateBucket::pending("123456789012", "us-east-1", "2026-11-26T05:35:05.000Z");
+        assert_eq!(
+            sweep_keys(Some(&b)),
+            Some(("pending", "2026-11-26T05:35:05.000Z".to_owned()))
+        );
+        b.status = BucketStatus::Provisioning;
+        assert_eq!(sweep_keys(Some(&b)).map(|k| k.0), Some("provisioning"));
+        for done in [BucketStatus::Ready, BucketStatus::Failed] {
+            b.status = done;
+            assert_eq!(sweep_keys(Some(&b)), None);
+        }
+        assert_eq!(sweep_keys(None), None);
+    }
 
     #[test]
     fn token_round_trip_and_tamper() {

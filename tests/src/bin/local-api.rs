@@ -1,6 +1,8 @@
 //! `local-api`: the whole system on this machine. Creates the table and KMS key in the
-//! local AWS (moto server), then serves every route on http://127.0.0.1:3000 through the
-//! real handlers, with a stand-in for API Gateway's JWT authorizer.
+//! local AWS (DynamoDB Local for the table and its stream, moto server for the rest, as
+//! `AWS_ENDPOINT_URL_DYNAMODB[_STREAMS]` and `AWS_ENDPOINT_URL` route them), then serves
+//! every route on http://127.0.0.1:3000 through the real handlers, with a stand-in for
+//! API Gateway's JWT authorizer and for the stream's event source mapping.
 
 use local_stack::gateway::{self, Gateway};
 use local_stack::{bootstrap, Functions, ROUTES};
@@ -47,10 +49,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             functions.clone(),
         ));
     }
+    // Plays the sweeper's EventBridge schedule (template.yaml: every 5 minutes).
+    let sweep_every = var("LOCAL_SWEEP_INTERVAL_SECONDS", "60")
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or("LOCAL_SWEEP_INTERVAL_SECONDS must be a positive whole number")?;
+    tokio::spawn(local_stack::schedule::run(
+        functions.clone(),
+        std::time::Duration::from_secs(sweep_every),
+    ));
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     let base = format!("http://{}", listener.local_addr()?);
+    let endpoint = |service: &str| {
+        std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| sdk.endpoint_url().map(str::to_owned))
+            .unwrap_or_else(|| "(AWS itself)".to_owned())
+    };
     println!(
-        "local AWS:   {}",
+        "local AWS:   DynamoDB {} (streams {}); KMS, STS, IAM, S3 {}",
+        endpoint("DYNAMODB"),
+        endpoint("DYNAMODB_STREAMS"),
         sdk.endpoint_url().unwrap_or("(AWS itself)")
     );
     println!("table:       {}", stack.table);

@@ -1,0 +1,42 @@
+//! A local stand-in for the sweeper's EventBridge schedule (template.yaml
+//! `StateBucketSweep`): invokes the provision-bucket function with the same scheduled
+//! event, through the same entry point, every `every`.
+
+use crate::Functions;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The event EventBridge sends for a `rate(...)` schedule (events/provision-bucket.sweep.json).
+pub fn scheduled_event() -> Value {
+    let now = ik_shared::model::now_rfc3339();
+    json!({
+        "version": "0",
+        "id": format!("local-sweep-{now}"),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": now,
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/local-state-bucket-sweep"],
+        "detail": {}
+    })
+}
+
+/// Runs the sweep every `every` until the process ends. A failed sweep is logged and the
+/// schedule goes on, as EventBridge's does.
+pub async fn run(functions: Arc<Functions>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; the schedule's first run is not
+    loop {
+        tick.tick().await;
+        match ik_shared::provision::dispatch(&functions.provisioner, scheduled_event()).await {
+            Ok(report) if report["due"] != 0 => {
+                tracing::info!(%report, "scheduled state bucket sweep")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "scheduled state bucket sweep failed"),
+        }
+    }
+}
