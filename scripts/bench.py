@@ -2,12 +2,12 @@
 
 Runs each function's release binary the way Lambda does: a stand-in Runtime API on
 loopback hands it events (from events/) and takes its answers, while the function talks
-to moto. Per function it measures, over several fresh processes:
+to the local AWS (DynamoDB Local for the table, moto for KMS). Per function it measures, over several fresh processes:
   - init: process start -> first `GET /runtime/invocation/next` (what Lambda bills as Init);
-  - first: the first invocation (cold clients: TLS-free here, moto on loopback);
+  - first: the first invocation (cold clients: TLS-free here, the local AWS on loopback);
   - warm p50: further invocations in the same process;
   - peak RSS (VmHWM) after the invocations.
-Usage (scripts/bench.sh sets it up): bench.py MOTO_URL BIN_DIR [runs] [warm]
+Usage (scripts/bench.sh sets it up): bench.py MOTO_URL DYNAMODB_URL BIN_DIR [runs] [warm]
 """
 
 import http.server
@@ -80,20 +80,26 @@ class Runtime:
         self.address = "127.0.0.1:%d" % self.server.server_address[1]
 
 
-def bootstrap(moto_url):
+def bootstrap(moto_url, dynamodb_url):
     session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1")
-    ddb = session.client("dynamodb", endpoint_url=moto_url)
+    ddb = session.client("dynamodb", endpoint_url=dynamodb_url)
     table = "bench-" + uuid.uuid4().hex[:8]
     ddb.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "entity", "name_key")],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
+                              for n in ("pk", "entity", "name_key", "sweep_pk", "sweep_at")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
             "IndexName": "by_name",
             "KeySchema": [{"AttributeName": "entity", "KeyType": "HASH"}, {"AttributeName": "name_key", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"},
+        }, {
+            "IndexName": "by_bucket_sweep",
+            "KeySchema": [{"AttributeName": "sweep_pk", "KeyType": "HASH"}, {"AttributeName": "sweep_at", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
         }],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     key = session.client("kms", endpoint_url=moto_url).create_key()["KeyMetadata"]["Arn"]
     return table, key
@@ -149,13 +155,14 @@ def run_once(binary, event_name, env, warm):
 
 
 def main():
-    moto_url, bin_dir = sys.argv[1], pathlib.Path(sys.argv[2])
-    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    warm = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-    table, key = bootstrap(moto_url)
+    moto_url, dynamodb_url, bin_dir = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+    runs = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    warm = int(sys.argv[5]) if len(sys.argv) > 5 else 20
+    table, key = bootstrap(moto_url, dynamodb_url)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",

@@ -32,6 +32,10 @@ fn problem_type(slug: &str) -> String {
     format!("/problems/{slug}")
 }
 
+/// Field errors one problem lists; the rest are counted in `errors_omitted`, so a body
+/// full of bad entries cannot make an answer larger than a page.
+pub const MAX_FIELD_ERRORS: usize = 50;
+
 /// The one place errors become HTTP responses (RFC 9457 `application/problem+json`).
 pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Response<Body> {
     let (status, slug, title) = match err {
@@ -72,14 +76,21 @@ pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Respons
     let detail = match err {
         Error::Validation(errors) => match errors.as_slice() {
             [one] => format!("{} {}", one.field, one.message),
-            many => format!(
-                "{} fields are invalid: {}",
-                many.len(),
-                many.iter()
-                    .map(|e| e.field.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            many => {
+                let mut d = format!(
+                    "{} fields are invalid: {}",
+                    many.len(),
+                    many.iter()
+                        .take(MAX_FIELD_ERRORS)
+                        .map(|e| e.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if many.len() > MAX_FIELD_ERRORS {
+                    d.push_str(&format!(" and {} more", many.len() - MAX_FIELD_ERRORS));
+                }
+                d
+            }
         },
         Error::Unavailable {
             dependency,
@@ -105,7 +116,12 @@ pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Respons
         body["request_id"] = json!(id);
     }
     match err {
-        Error::Validation(errors) => body["errors"] = json!(errors),
+        Error::Validation(errors) => {
+            body["errors"] = json!(&errors[..errors.len().min(MAX_FIELD_ERRORS)]);
+            if errors.len() > MAX_FIELD_ERRORS {
+                body["errors_omitted"] = json!(errors.len() - MAX_FIELD_ERRORS);
+            }
+        }
         Error::Conflict {
             field: Some(field), ..
         } => body["errors"] = json!([{"field": field, "message": detail}]),

@@ -33,6 +33,9 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
     }
 }
 
+/// Entries a `labels` array may hold before de-duplication (at most 50 distinct).
+const MAX_LABEL_ENTRIES: usize = 100;
+
 struct Checker<'a> {
     map: &'a Map<String, Value>,
     errors: Vec<FieldError>,
@@ -114,6 +117,18 @@ impl<'a> Checker<'a> {
             self.fail("labels", "must be an array of strings");
             return None;
         };
+        // Refused before looking at the entries: a huge array would otherwise cost a
+        // check (and possibly an error) per entry. Duplicates are allowed up to this.
+        if items.len() > MAX_LABEL_ENTRIES {
+            self.fail(
+                "labels",
+                format!(
+                    "at most 50 labels are allowed (got {} entries)",
+                    items.len()
+                ),
+            );
+            return None;
+        }
         let mut out: Vec<String> = Vec::new();
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
@@ -834,6 +849,17 @@ mod tests {
         );
         v["labels"] = json!((0..51).map(|i| format!("l{i}")).collect::<Vec<_>>());
         assert_eq!(errors(&v)[0].field, "labels");
+        // Duplicates may exceed 50 entries; a huge array is one error, not one per entry.
+        v["labels"] = json!(vec!["prod"; 100]);
+        assert_eq!(
+            parse_new(v.to_string().as_bytes()).unwrap().labels,
+            ["prod"]
+        );
+        v["labels"] = json!(vec![1; 100_000]);
+        let e = errors(&v);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].field, "labels");
+        assert!(e[0].message.contains("100000 entries"), "{}", e[0].message);
         v["labels"] = json!(["ok", "", "x".repeat(64), 5, "tab\there"]);
         let f: Vec<String> = errors(&v).into_iter().map(|e| e.field).collect();
         assert_eq!(f, ["labels[1]", "labels[2]", "labels[3]", "labels[4]"]);

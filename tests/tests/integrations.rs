@@ -605,3 +605,56 @@ async fn unavailable_dependencies_give_a_retryable_503() {
     assert_eq!(r.status, 503);
     assert!(good.raw_items().await.is_empty());
 }
+
+/// Issue 11 item 1: a body full of bad entries gets a bounded answer, fast.
+#[tokio::test]
+async fn a_body_full_of_errors_gets_a_bounded_problem() {
+    let env = TestEnv::new().await;
+    let mut body = form("many-errors");
+    for i in 0..500 {
+        body[format!("unknown_{i:03}")] = json!(i);
+    }
+    let r = env.post("/integrations/aws", &body).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["errors"].as_array().unwrap().len(), 50);
+    assert_eq!(r.body["errors_omitted"], 450);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("500 fields are invalid: unknown_000, unknown_001"),
+        "{detail}"
+    );
+    assert!(detail.ends_with("and 450 more"), "{detail}");
+
+    let mut labels = form("many-labels");
+    labels["labels"] = json!(vec![1; 200_000]);
+    let r = env.post("/integrations/aws", &labels).await;
+    assert_eq!(
+        (r.status, r.error_fields()),
+        (400, vec!["labels".to_owned()]),
+        "{}",
+        r.body
+    );
+    assert!(r.body.to_string().len() < 2_000, "{}", r.body);
+    assert!(env.raw_items().await.is_empty(), "nothing was written");
+}
+
+/// Issue 11 item 7: a forged page token is the caller's mistake (400), never a 503.
+#[tokio::test]
+async fn forged_page_tokens_are_refused_as_input() {
+    use base64::Engine as _;
+    let env = TestEnv::new().await;
+    for name_key in [String::new(), "a".repeat(2000)] {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            json!({"v": 1, "id": "01J00000000000000000000000", "name_key": name_key}).to_string(),
+        );
+        let r = env
+            .get(&format!("/integrations/aws?next_token={token}"))
+            .await;
+        assert_eq!(
+            (r.status, r.error_fields()),
+            (400, vec!["next_token".to_owned()]),
+            "{}",
+            r.body
+        );
+    }
+}

@@ -132,7 +132,11 @@ fn decode_token(raw: &str, label: &Option<String>) -> Result<Token> {
         .decode(raw)
         .map_err(|_| bad())?;
     let t: Token = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if t.v != 1 || !crate::service::is_valid_id(&t.id) {
+    // Every decoded field is checked: a forged sort key (empty, too long) would otherwise
+    // reach DynamoDB as an invalid ExclusiveStartKey and come back as a 503.
+    let name_key_ok =
+        crate::validation::name(&t.name_key).is_ok() && t.name_key == t.name_key.to_lowercase();
+    if t.v != 1 || !crate::service::is_valid_id(&t.id) || !name_key_ok {
         return Err(bad());
     }
     if &t.label != label {
@@ -748,5 +752,18 @@ mod tests {
         assert!(decode_token(&raw, &None).is_err());
         assert!(decode_token("not-a-token", &None).is_err());
         assert!(decode_token(&format!("{raw}x"), &Some("prod".into())).is_err());
+        // Forged sort keys: empty, far too long, not a lower-cased name.
+        for forged in ["", &"a".repeat(2000), "AWS-Prod", "a b"] {
+            let t = Token {
+                v: 1,
+                id: "01J00000000000000000000000".into(),
+                name_key: forged.to_owned(),
+                label: None,
+            };
+            assert!(
+                decode_token(&encode_token(&t), &None).is_err(),
+                "{forged:?}"
+            );
+        }
     }
 }
