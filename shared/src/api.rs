@@ -62,6 +62,11 @@ pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Respons
             "Method not allowed",
         ),
         Error::NoRoute { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        Error::UnsupportedMediaType { .. } => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        ),
         Error::Unavailable { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "dependency-unavailable",
@@ -218,6 +223,37 @@ pub fn etag(revision: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
+/// The request body, if it is declared as JSON (`application/json` or `+json`, any
+/// parameters). An empty body needs no declaration: the route's own validation names
+/// what is missing.
+pub fn json_body(req: &Request) -> Result<&[u8], Error> {
+    let body: &[u8] = req.body();
+    if body.is_empty() {
+        return Ok(body);
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let is_json = declared.as_deref().is_some_and(|ct| {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        media == "application/json"
+            || (media.starts_with("application/") && media.ends_with("+json"))
+    });
+    if is_json {
+        Ok(body)
+    } else {
+        // Bounded: the header is the caller's, echoed in the detail.
+        let got = declared.map(|ct| ct.chars().take(100).collect());
+        Err(Error::UnsupportedMediaType { got })
+    }
+}
+
 /// Runs a route's logic, maps its error, and logs one line per request (no bodies).
 pub async fn serve<F>(req: Request, route: F) -> Response<Body>
 where
@@ -257,7 +293,7 @@ pub async fn create_integration(svc: &IntegrationService, req: Request) -> Respo
             });
         }
         let who = principal(&req)?;
-        let form = crate::validation::parse_new(req.body())?;
+        let form = crate::validation::parse_new(json_body(&req)?)?;
         let created = svc.create(&who, form).await?;
         let mut resp = with_etag(
             json_response(StatusCode::CREATED, &created.view()),
@@ -327,7 +363,7 @@ pub async fn manage_integrations(svc: &IntegrationService, req: Request) -> Resp
             }
             (Method::PATCH, Some(id)) => {
                 let pre = precondition(&req)?;
-                let i = svc.update(&id, req.body(), pre).await?;
+                let i = svc.update(&id, json_body(&req)?, pre).await?;
                 Ok(with_etag(
                     json_response(StatusCode::OK, &i.view()),
                     i.revision,
@@ -385,7 +421,7 @@ pub async fn test_connection(deps: &TestConnectionDeps, req: Request) -> Respons
         match path_id(&req) {
             None => {
                 // Invalid forms never reach AWS.
-                let form = crate::validation::parse_new(req.body())?;
+                let form = crate::validation::parse_new(json_body(&req)?)?;
                 let report = deps
                     .tester
                     .run(&Subject {

@@ -67,6 +67,10 @@ pub enum Error {
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
 
+    /// A request body that is not declared as JSON (`Content-Type`).
+    #[error("the body must be JSON: send Content-Type: application/json (got {})", got.as_deref().unwrap_or("no Content-Type"))]
+    UnsupportedMediaType { got: Option<String> },
+
     /// An AWS dependency failed or is throttled; the caller may retry. Nothing was half-written.
     #[error("{} {operation} failed: {code}", dependency.as_str())]
     Unavailable {

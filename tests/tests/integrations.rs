@@ -658,3 +658,77 @@ async fn forged_page_tokens_are_refused_as_input() {
         );
     }
 }
+
+/// Issue 11 item 6: a body must be declared as JSON; anything else is a 415 that says so.
+#[tokio::test]
+async fn bodies_not_declared_as_json_get_415() {
+    let env = TestEnv::new().await;
+    let body = form("media-types").to_string();
+    let send = |method: &'static str, path: String, content_type: Option<&'static str>| {
+        let env = &env;
+        let body = body.clone();
+        async move {
+            let mut req = env
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", env.base))
+                .bearer_auth(TOKEN)
+                .body(body);
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let json: Value = resp.json().await.unwrap_or(Value::Null);
+            record(method, &path, status, &headers, &json);
+            (status, headers, json)
+        }
+    };
+    for (ct, shown) in [
+        (Some("text/plain"), "text/plain"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "application/x-www-form-urlencoded",
+        ),
+        (None, "no Content-Type"),
+    ] {
+        let (status, headers, json) = send("POST", "/integrations/aws".into(), ct).await;
+        assert_eq!(status, 415, "{ct:?}: {json}");
+        assert_eq!(
+            headers.get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        assert_eq!(json["type"], "/problems/unsupported-media-type");
+        let detail = json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("application/json") && detail.contains(shown),
+            "{detail}"
+        );
+        let (status, _, _) = send("POST", "/integrations/aws/test-connection".into(), ct).await;
+        assert_eq!(status, 415, "test-connection {ct:?}");
+    }
+    assert!(env.raw_items().await.is_empty(), "nothing was written");
+
+    let (status, _, created) = send(
+        "POST",
+        "/integrations/aws".into(),
+        Some("Application/JSON; charset=utf-8"),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _, json) = send(
+        "PATCH",
+        format!("/integrations/aws/{id}"),
+        Some("text/plain"),
+    )
+    .await;
+    assert_eq!(status, 415, "{json}");
+    let (status, _, json) = send(
+        "PATCH",
+        format!("/integrations/aws/{id}"),
+        Some("application/merge-patch+json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
+}

@@ -92,8 +92,8 @@ try:
     "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}}'
   curl -s "$API/integrations/aws?label=production&limit=10" -H "$AUTH"
   curl -si $API/integrations/aws/<id> -H "$AUTH"
-  curl -s -X PATCH $API/integrations/aws/<id> -H "$AUTH" -H 'If-Match: "1"' -d '{{"description": "prod account"}}'
-  curl -s -X POST $API/integrations/aws/test-connection -H "$AUTH" -d '<the create form>'
+  curl -s -X PATCH $API/integrations/aws/<id> -H "$AUTH" -H 'content-type: application/json' -H 'If-Match: "1"' -d '{{"description": "prod account"}}'
+  curl -s -X POST $API/integrations/aws/test-connection -H "$AUTH" -H 'content-type: application/json' -d '<the create form>'
   curl -s -X POST $API/integrations/aws/<id>/test-connection -H "$AUTH"
   curl -s "$API/integrations/aws/setup-policies?aws_account_id=123456789012&user_arn=arn:aws:iam::123456789012:user/InfraKitchenUser&role_name=InfraKitchenRole" -H "$AUTH"
   curl -s -X POST $API/integrations/aws/<id>/state-bucket -H "$AUTH"
