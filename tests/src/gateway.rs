@@ -3,7 +3,6 @@
 //! API Gateway would send, and hands it to the function's real handler.
 
 use crate::{Function, Functions, Route, ROUTES};
-use axum::body::Bytes;
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -292,6 +291,9 @@ pub async fn invoke_event(
     }
 }
 
+/// Lambda's synchronous invocation payload limit (6 MB), which bounds request bodies.
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+
 /// Serves the gateway on a bound listener until the process ends.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -301,18 +303,23 @@ pub async fn serve(
         let gw = gateway.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let bytes: Bytes = axum::body::to_bytes(body, 6 * 1024 * 1024)
-                .await
-                .unwrap_or_default();
-            let (status, headers, body) = gw
-                .handle(
-                    &parts.method,
-                    parts.uri.path(),
-                    parts.uri.query().unwrap_or(""),
-                    &parts.headers,
-                    &bytes,
-                )
-                .await;
+            // A body over Lambda's invocation payload limit never reaches a function:
+            // API Gateway answers 413 with its own message.
+            let (status, headers, body) = match axum::body::to_bytes(body, MAX_PAYLOAD).await {
+                Ok(bytes) => {
+                    gw.handle(
+                        &parts.method,
+                        parts.uri.path(),
+                        parts.uri.query().unwrap_or(""),
+                        &parts.headers,
+                        &bytes,
+                    )
+                    .await
+                }
+                Err(_) => {
+                    gateway_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+                }
+            };
             let mut resp = axum::response::Response::new(axum::body::Body::from(body));
             *resp.status_mut() = status;
             *resp.headers_mut() = headers;

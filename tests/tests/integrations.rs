@@ -732,3 +732,15 @@ async fn bodies_not_declared_as_json_get_415() {
     .await;
     assert_eq!(status, 200, "{json}");
 }
+
+/// Issue 11 item 1: a body over the payload limit is a 413, not an empty body.
+#[tokio::test]
+async fn bodies_over_the_payload_limit_get_413() {
+    let env = TestEnv::new().await;
+    let mut body = form("too-large");
+    body["description"] = json!("x".repeat(local_stack::gateway::MAX_PAYLOAD));
+    let r = env.post("/integrations/aws", &body).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.body["message"], "Request Entity Too Large");
+    assert!(env.raw_items().await.is_empty(), "nothing was written");
+}
