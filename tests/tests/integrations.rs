@@ -744,3 +744,126 @@ async fn bodies_over_the_payload_limit_get_413() {
     assert_eq!(r.body["message"], "Request Entity Too Large");
     assert!(env.raw_items().await.is_empty(), "nothing was written");
 }
+
+/// Issue 11 item 3: a record whose name guard is missing or held by another record
+/// (a restore, a hand edit) can still be renamed and deleted, and the operator's check
+/// finds and repairs what is out of step.
+#[tokio::test]
+async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use ik_shared::aws::dynamo::DynamoStore;
+    let env = TestEnv::new().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let table = env.stack.table.clone();
+    let store = DynamoStore::new(ddb.clone(), &table);
+    let guard_of = |name: &str| {
+        let (ddb, table) = (ddb.clone(), table.clone());
+        let key = format!("N#{name}");
+        async move {
+            ddb.get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .and_then(|i| i.get("integration_id").cloned())
+                .and_then(|v| v.as_s().ok().cloned())
+        }
+    };
+    let drop_guard = |name: &str| {
+        let (ddb, table) = (ddb.clone(), table.clone());
+        let key = format!("N#{name}");
+        async move {
+            ddb.delete_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(key))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let id_of = |r: &Resp| r.body["id"].as_str().unwrap().to_owned();
+    assert!(store.check_names().await.unwrap().is_consistent());
+
+    // 1. Guard missing: rename works and writes the new guard; delete works.
+    let a = id_of(&env.post("/integrations/aws", &form("restored-a")).await);
+    drop_guard("restored-a").await;
+    let check = store.check_names().await.unwrap();
+    assert_eq!(check.unguarded.len(), 1, "{check:?}");
+    assert_eq!(check.unguarded[0].id, a);
+    let r = env
+        .send(
+            "PATCH",
+            &format!("/integrations/aws/{a}"),
+            Some(&json!({"name": "restored-a2"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(guard_of("restored-a2").await.as_deref(), Some(a.as_str()));
+    assert!(store.check_names().await.unwrap().is_consistent());
+    let b = id_of(&env.post("/integrations/aws", &form("restored-b")).await);
+    drop_guard("restored-b").await;
+    let r = env
+        .send("DELETE", &format!("/integrations/aws/{b}"), None, &[])
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    // 2. Guard held by another record (the name was taken while unguarded): both can
+    // still be renamed and deleted; the other record's guard is never touched.
+    let c = id_of(&env.post("/integrations/aws", &form("shared-name")).await);
+    drop_guard("shared-name").await;
+    let d = id_of(&env.post("/integrations/aws", &form("Shared-Name")).await);
+    let check = store.check_names().await.unwrap();
+    assert_eq!(check.contested.len(), 1, "{check:?}");
+    assert_eq!(check.contested[0].id, c);
+    let r = env
+        .send(
+            "PATCH",
+            &format!("/integrations/aws/{c}"),
+            Some(&json!({"name": "shared-name-old"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(guard_of("shared-name").await.as_deref(), Some(d.as_str()));
+    assert!(store.check_names().await.unwrap().is_consistent());
+    let r = env
+        .send("DELETE", &format!("/integrations/aws/{d}"), None, &[])
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(guard_of("shared-name").await, None);
+
+    // 3. The operator's repair: a missing guard is written, an orphan one deleted.
+    let e = id_of(&env.post("/integrations/aws", &form("unguarded-e")).await);
+    drop_guard("unguarded-e").await;
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("N#ghost".into()))
+        .item(
+            "integration_id",
+            AttributeValue::S("01J00000000000000000000000".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let check = store.check_names().await.unwrap();
+    assert_eq!(
+        (check.unguarded.len(), check.orphan_guards.len()),
+        (1, 1),
+        "{check:?}"
+    );
+    assert_eq!(store.repair_names(&check).await.unwrap(), 2);
+    assert!(store.check_names().await.unwrap().is_consistent());
+    assert_eq!(guard_of("unguarded-e").await.as_deref(), Some(e.as_str()));
+    assert_eq!(guard_of("ghost").await, None);
+    // The repaired guard does its job again.
+    assert_eq!(
+        env.post("/integrations/aws", &form("UNGUARDED-E"))
+            .await
+            .status,
+        409
+    );
+}

@@ -24,6 +24,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+mod names;
+pub use names::{NameCheck, OrphanGuard, RecordName};
+
 pub const INDEX_BY_NAME: &str = "by_name";
 pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
 const ENTITY: &str = "integration";
@@ -215,6 +218,17 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         outcome_of: impl Fn(&[bool]) -> WriteOutcome,
     ) -> Result<WriteOutcome> {
+        Ok(match self.transact_conditions(items).await? {
+            None => WriteOutcome::Written,
+            Some(failed) => outcome_of(&failed),
+        })
+    }
+
+    /// Runs a transaction: `None` when written, else which items failed their condition.
+    async fn transact_conditions(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<bool>>> {
         // Concurrent transactions on the same items (e.g. two creates of one name) can be
         // cancelled with `TransactionConflict` before either condition is evaluated. Run
         // it again: the rerun sees the winner's write and fails its condition (409/412).
@@ -228,11 +242,11 @@ impl DynamoStore {
                 .send()
                 .await;
             let e = match sent {
-                Ok(_) => return Ok(WriteOutcome::Written),
+                Ok(_) => return Ok(None),
                 Err(e) => e,
             };
             match cancelled_items(&e) {
-                Some(Cancellation::Conditions(failed)) => return Ok(outcome_of(&failed)),
+                Some(Cancellation::Conditions(failed)) => return Ok(Some(failed)),
                 Some(Cancellation::Conflict)
                     if retry + 1 < CONFLICT_ATTEMPTS
                         && started.elapsed() < CONFLICT_RETRY_BUDGET =>
@@ -366,20 +380,37 @@ impl IntegrationStore for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let update = TransactWriteItem::builder().update(update).build();
         let renamed = new.name.to_lowercase() != old.name.to_lowercase();
-        if renamed {
-            items.push(self.delete_guard(&old.name, &old.id)?);
-            items.push(self.guard_item(&new.name, &new.id)?);
+        if !renamed {
+            return self.transact(vec![update], |_| WriteOutcome::Stale).await;
         }
-        self.transact(items, |failed| {
-            if failed.get(2) == Some(&true) {
-                WriteOutcome::NameTaken
-            } else {
-                WriteOutcome::Stale
+        let new_guard = self.guard_item(&new.name, &new.id)?;
+        let items = vec![
+            update.clone(),
+            self.delete_guard(&old.name, &old.id)?,
+            new_guard.clone(),
+        ];
+        let outcome = |failed: &[bool]| match failed {
+            [true, ..] => WriteOutcome::Stale,
+            [_, .., true] => WriteOutcome::NameTaken,
+            _ => WriteOutcome::Stale,
+        };
+        match self.transact_conditions(items).await? {
+            None => Ok(WriteOutcome::Written),
+            // Only the old guard failed: it is missing or held by another record (a
+            // restore, a hand edit). Rename anyway, which repairs the record's guard.
+            Some(failed) if failed == [false, true, false] => {
+                tracing::warn!(integration_id = %old.id, "old name guard missing or not this record's; renaming without it");
+                Ok(
+                    match self.transact_conditions(vec![update, new_guard]).await? {
+                        None => WriteOutcome::Written,
+                        Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
+                    },
+                )
             }
-        })
-        .await
+            Some(failed) => Ok(outcome(&failed)),
+        }
     }
 
     async fn delete(&self, old: &Integration) -> Result<WriteOutcome> {
@@ -390,11 +421,18 @@ impl IntegrationStore for DynamoStore {
             .expression_attribute_values(":expected", AttributeValue::N(old.revision.to_string()))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().delete(del).build(),
-            self.delete_guard(&old.name, &old.id)?,
-        ];
-        self.transact(items, |_| WriteOutcome::Stale).await
+        let record = TransactWriteItem::builder().delete(del).build();
+        let items = vec![record.clone(), self.delete_guard(&old.name, &old.id)?];
+        match self.transact_conditions(items).await? {
+            None => Ok(WriteOutcome::Written),
+            // Only the guard failed: it is missing or held by another record. The record
+            // still goes; another record's guard is left alone.
+            Some(failed) if failed == [false, true] => {
+                tracing::warn!(integration_id = %old.id, "name guard missing or not this record's; deleting the record alone");
+                self.transact(vec![record], |_| WriteOutcome::Stale).await
+            }
+            Some(_) => Ok(WriteOutcome::Stale),
+        }
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Page> {
