@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::model::Principal;
 use crate::ports::ListQuery;
-use crate::service::{IntegrationService, Precondition};
+use crate::service::{Created, IdempotencyRequest, IntegrationService, Precondition};
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -62,6 +62,11 @@ pub fn problem(err: &Error, instance: &str, request_id: Option<&str>) -> Respons
             "Method not allowed",
         ),
         Error::NoRoute { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+        Error::IdempotencyKeyReused => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+        ),
         Error::UnsupportedMediaType { .. } => (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -254,6 +259,32 @@ pub fn json_body(req: &Request) -> Result<&[u8], Error> {
     }
 }
 
+/// `Idempotency-Key: <1-255 visible ASCII characters>`, with a SHA-256 fingerprint of
+/// the body (the fingerprint reveals nothing of the secret in it).
+fn idempotency_key(req: &Request, body: &[u8]) -> Result<Option<IdempotencyRequest>, Error> {
+    use sha2::Digest as _;
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Error::validation(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters, e.g. a UUID",
+            )
+        })?;
+    let digest = sha2::Sha256::digest(body);
+    let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Some(IdempotencyRequest {
+        key: key.to_owned(),
+        fingerprint,
+    }))
+}
+
 /// Runs a route's logic, maps its error, and logs one line per request (no bodies).
 pub async fn serve<F>(req: Request, route: F) -> Response<Body>
 where
@@ -293,13 +324,28 @@ pub async fn create_integration(svc: &IntegrationService, req: Request) -> Respo
             });
         }
         let who = principal(&req)?;
-        let form = crate::validation::parse_new(json_body(&req)?)?;
-        let created = svc.create(&who, form).await?;
-        let mut resp = with_etag(
-            json_response(StatusCode::CREATED, &created.view()),
-            created.revision,
-        );
-        if let Ok(loc) = HeaderValue::from_str(&format!("{BASE_PATH}/{}", created.id)) {
+        let body = json_body(&req)?;
+        let key = idempotency_key(&req, body)?;
+        let form = crate::validation::parse_new(body)?;
+        let (mut resp, id, revision) = match svc.create(&who, form, key).await? {
+            Created::New(i) => (
+                json_response(StatusCode::CREATED, &i.view()),
+                i.id.clone(),
+                i.revision,
+            ),
+            Created::Replayed(original) => {
+                let view: serde_json::Value = serde_json::from_str(&original)
+                    .map_err(|e| Error::Internal(format!("stored response: {e}")))?;
+                let id = view["id"].as_str().unwrap_or_default().to_owned();
+                let revision = view["revision"].as_u64().unwrap_or(1);
+                let mut resp = json_response(StatusCode::CREATED, &view);
+                resp.headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                (resp, id, revision)
+            }
+        };
+        resp = with_etag(resp, revision);
+        if let Ok(loc) = HeaderValue::from_str(&format!("{BASE_PATH}/{id}")) {
             resp.headers_mut().insert(LOCATION, loc);
         }
         Ok(resp)
@@ -324,12 +370,14 @@ fn list_query(req: &Request) -> Result<ListQuery, Error> {
             }
         },
     };
-    let label = get("label");
-    if let Some(l) = &label {
-        if let Err(m) = crate::validation::label(l) {
+    // Normalised as stored labels are, so `?label=Prod` finds `prod`.
+    let label = get("label").and_then(|l| match crate::validation::label(&l) {
+        Ok(l) => Some(l),
+        Err(m) => {
             errors.push(crate::error::FieldError::new("label", m));
+            None
         }
-    }
+    });
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

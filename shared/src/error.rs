@@ -67,6 +67,10 @@ pub enum Error {
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
 
+    /// An `Idempotency-Key` already used for a different request.
+    #[error("this Idempotency-Key was already used for a different request; use a new key for a new request")]
+    IdempotencyKeyReused,
+
     /// A request body that is not declared as JSON (`Content-Type`).
     #[error("the body must be JSON: send Content-Type: application/json (got {})", got.as_deref().unwrap_or("no Content-Type"))]
     UnsupportedMediaType { got: Option<String> },

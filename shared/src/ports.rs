@@ -30,6 +30,31 @@ pub enum WriteOutcome {
     NameTaken,
 }
 
+/// A create made under an `Idempotency-Key`: the key (scoped to the caller), a
+/// fingerprint of the request, and the response to replay for a retry of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+    pub response: String,
+}
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Another integration holds the name (case-insensitively).
+    NameTaken,
+    /// The id exists already (a ULID collision: never in practice).
+    IdTaken,
+    /// The idempotency key was used before for the same request: its stored response.
+    Replay {
+        response: String,
+    },
+    /// The idempotency key was used before for another request.
+    KeyReused,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
     pub label: Option<String>,
@@ -54,8 +79,13 @@ pub struct BucketGuard<'a> {
 
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
-    /// Writes a new record and claims its name atomically.
-    async fn create(&self, integration: &Integration) -> Result<WriteOutcome>;
+    /// Writes a new record and claims its name atomically, and with an idempotency key
+    /// records it in the same transaction (or reports its earlier use).
+    async fn create(
+        &self,
+        integration: &Integration,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CreateOutcome>;
     async fn get(&self, id: &str) -> Result<Option<Integration>>;
     /// Replaces the caller-owned fields of `old` with those of `new` if `old.revision`
     /// is still current, moving the name claim when the name changed.

@@ -6,7 +6,8 @@ use crate::model::{
     StateBucket,
 };
 use crate::ports::{
-    BucketGuard, IntegrationStore, ListQuery, Page, SealContext, SecretSealer, WriteOutcome,
+    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext,
+    SecretSealer, WriteOutcome,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -15,6 +16,21 @@ use std::sync::Arc;
 pub struct IntegrationService {
     store: Arc<dyn IntegrationStore>,
     sealer: Arc<dyn SecretSealer>,
+}
+
+/// An `Idempotency-Key` as the caller sent it, with a fingerprint of the request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRequest {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// A create's result: a new integration, or the response of the create this request
+/// repeats (same idempotency key and body).
+#[derive(Debug, Clone)]
+pub enum Created {
+    New(Box<Integration>),
+    Replayed(String),
 }
 
 /// `If-Match` as the caller sent it.
@@ -48,7 +64,16 @@ impl IntegrationService {
         &self.store
     }
 
-    pub async fn create(&self, who: &Principal, form: NewIntegration) -> Result<Integration> {
+    /// Creates an integration. With an idempotency key (scoped to the caller), a retry of
+    /// the same request gets the first one's response back, and another request under
+    /// the same key is refused: a client that timed out can retry without a `409` for
+    /// its own record.
+    pub async fn create(
+        &self,
+        who: &Principal,
+        form: NewIntegration,
+        key: Option<IdempotencyRequest>,
+    ) -> Result<Created> {
         let id = ulid::Ulid::new().to_string();
         let now = now_rfc3339();
         let sealed = self
@@ -84,10 +109,25 @@ impl IntegrationService {
             created_by: who.0.clone(),
             revision: 1,
         };
-        match self.store.create(&integration).await? {
-            WriteOutcome::Written => Ok(integration),
-            WriteOutcome::NameTaken => Err(name_taken(&integration.name)),
-            WriteOutcome::Stale => Err(Error::Internal("ULID collision on create".into())),
+        let idempotency = match key {
+            None => None,
+            Some(k) => Some(Idempotency {
+                key: format!("{}#{}", who.0, k.key),
+                fingerprint: k.fingerprint,
+                response: serde_json::to_string(&integration.view())
+                    .map_err(|e| Error::Internal(format!("serialising the view: {e}")))?,
+            }),
+        };
+        match self
+            .store
+            .create(&integration, idempotency.as_ref())
+            .await?
+        {
+            CreateOutcome::Created => Ok(Created::New(Box::new(integration))),
+            CreateOutcome::Replay { response } => Ok(Created::Replayed(response)),
+            CreateOutcome::NameTaken => Err(name_taken(&integration.name)),
+            CreateOutcome::KeyReused => Err(Error::IdempotencyKeyReused),
+            CreateOutcome::IdTaken => Err(Error::Internal("ULID collision on create".into())),
         }
     }
 

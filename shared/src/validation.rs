@@ -5,6 +5,8 @@ use crate::error::{Error, FieldError};
 use crate::model::{IntegrationPatch, NewIntegration, DEFAULT_REGION, DEFAULT_SESSION_DURATION};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 pub const FIELDS: &[&str] = &[
     "name",
@@ -161,13 +163,10 @@ impl<'a> Checker<'a> {
     fn session_duration(&mut self) -> Option<Option<u32>> {
         match self.raw("aws_session_duration") {
             None => Some(None),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(s) if (900..=43200).contains(&s) => Some(Some(s as u32)),
-                _ => {
-                    self.fail(
-                        "aws_session_duration",
-                        "must be a whole number of seconds from 900 to 43200",
-                    );
+            Some(Value::Number(n)) => match session_seconds(n) {
+                Ok(s) => Some(Some(s)),
+                Err(m) => {
+                    self.fail("aws_session_duration", m);
                     None
                 }
             },
@@ -420,22 +419,139 @@ pub fn name(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn description(s: &str) -> Result<String, String> {
-    if s.chars().count() > 1024 {
-        return Err("must be at most 1024 characters".into());
+/// `aws_session_duration`: a JSON number that is a whole number of seconds, 900 to 43200.
+/// JSON Schema counts `900.0` (and `9e2`) as the integer 900, so they are accepted as 900;
+/// `900.5` is refused, naming its fraction.
+fn session_seconds(n: &serde_json::Number) -> Result<u32, String> {
+    const RANGE: &str = "must be a whole number of seconds from 900 to 43200";
+    if let Some(s) = n.as_u64() {
+        return match u32::try_from(s) {
+            Ok(s) if (900..=43200).contains(&s) => Ok(s),
+            _ => Err(RANGE.into()),
+        };
     }
-    Ok(s.to_owned())
+    match n.as_f64() {
+        Some(f) if f.is_finite() && f.fract() != 0.0 => {
+            Err(format!("{RANGE}: {n} has a fractional part"))
+        }
+        Some(f) if (900.0..=43200.0).contains(&f) => Ok(f as u32),
+        _ => Err(RANGE.into()),
+    }
 }
 
+/// Why `c` may not be in a description or label: control characters (general category
+/// Cc; in a description tab, newline and carriage return are fine) and format characters
+/// (Cf: bidirectional controls, zero-width characters, the byte order mark, the soft
+/// hyphen, tag characters...), which are invisible or make the text display differently
+/// from what it is (`prod\u{202E}gnp.exe` displays as `prodexe.png`).
+fn refused_kind(c: char, line_breaks_allowed: bool) -> Option<&'static str> {
+    if line_breaks_allowed && matches!(c, '\t' | '\n' | '\r') {
+        return None;
+    }
+    if c.is_control() {
+        return Some("a control character");
+    }
+    if c.general_category() != GeneralCategory::Format {
+        return None;
+    }
+    Some(match c {
+        '\u{061C}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}' => {
+            "a bidirectional control character, which can make text display differently \
+             from what it is"
+        }
+        '\u{200B}' => "a zero-width space, which is invisible",
+        '\u{200C}' | '\u{200D}' => "a zero-width joiner or non-joiner, which is invisible",
+        '\u{2060}' => "a word joiner, which is invisible",
+        '\u{FEFF}' => "a byte order mark (zero-width no-break space), which is invisible",
+        '\u{00AD}' => "a soft hyphen, which is usually invisible",
+        '\u{E0001}' | '\u{E0020}'..='\u{E007F}' => "a tag character, which is invisible",
+        _ => "a format character, which is invisible or changes how text around it displays",
+    })
+}
+
+/// The message naming the first refused character of `s` (see [`refused_kind`]) as
+/// `U+XXXX`, its kind and its position (1-based, in characters), and how many more there
+/// are; `None` when there is none.
+fn refused_chars(s: &str, line_breaks_allowed: bool) -> Option<String> {
+    let mut found = s
+        .chars()
+        .enumerate()
+        .filter_map(|(i, c)| refused_kind(c, line_breaks_allowed).map(|k| (i, c, k)));
+    let (i, c, kind) = found.next()?;
+    let head = format!("contains U+{:04X} ({kind}) at position {}", c as u32, i + 1);
+    Some(match found.count() {
+        0 => format!("{head}: remove it"),
+        1 => format!("{head} and 1 more such character: remove them"),
+        more => format!("{head} and {more} more such characters: remove them"),
+    })
+}
+
+/// No normalisation shortens text this much (a composed character stands for at most a
+/// few), so longer input is refused before it is normalised.
+const NORMALISATION_SLACK: usize = 16;
+
+const MAX_DESCRIPTION: usize = 1024;
+
+/// At most 1024 characters once normalised to NFC (so a composed `é` and `e` followed by
+/// U+0301 are the same text); no control characters but tab, newline and carriage return,
+/// no format characters (see [`refused_kind`]).
+fn description(s: &str) -> Result<String, String> {
+    let too_long = || format!("must be at most {MAX_DESCRIPTION} characters");
+    if s.chars().count() > MAX_DESCRIPTION * NORMALISATION_SLACK {
+        return Err(too_long());
+    }
+    if let Some(m) = refused_chars(s, true) {
+        return Err(m);
+    }
+    let d: String = s.nfc().collect();
+    let n = d.chars().count();
+    if n > MAX_DESCRIPTION {
+        return Err(if n == s.chars().count() {
+            too_long()
+        } else {
+            format!("{} (has {n} once normalised to NFC)", too_long())
+        });
+    }
+    Ok(d)
+}
+
+const MAX_LABEL: usize = 63;
+
+/// A label as it is stored and compared: NFKC, then lower case (Unicode's full mapping),
+/// so `Prod`, `prod` and fullwidth `ｐｒｏｄ` are one label `prod`. Lower-casing can undo
+/// NFKC (rarely), so the result is normalised again: the function is idempotent.
+pub fn normalise_label(s: &str) -> String {
+    s.nfkc().collect::<String>().to_lowercase().nfkc().collect()
+}
+
+/// 1 to 63 printable characters once normalised ([`normalise_label`]): no control
+/// characters, no format characters (see [`refused_kind`]). Gives the normalised label.
 pub fn label(s: &str) -> Result<String, String> {
-    let n = s.chars().count();
-    if n == 0 || n > 63 {
-        return Err("must be 1 to 63 characters".into());
+    let too_long = || format!("must be 1 to {MAX_LABEL} characters");
+    let given = s.chars().count();
+    if given == 0 || given > MAX_LABEL * NORMALISATION_SLACK {
+        return Err(too_long());
     }
-    if s.chars().any(|c| c.is_control()) {
-        return Err("must contain only printable characters".into());
+    if let Some(m) = refused_chars(s, false) {
+        return Err(m);
     }
-    Ok(s.to_owned())
+    let l = normalise_label(s);
+    let n = l.chars().count();
+    if n > MAX_LABEL {
+        return Err(if n == given {
+            too_long()
+        } else {
+            format!(
+                "{} (has {n} once normalised to NFKC and lower case)",
+                too_long()
+            )
+        });
+    }
+    Ok(l)
 }
 
 pub fn account_id(s: &str) -> Result<String, String> {
@@ -1083,6 +1199,342 @@ mod tests {
         assert!(p(json!({"aws_assumed_role_name": "arn:aws-cn:iam::123456789012:role/R"})).is_ok());
     }
 
+    #[test]
+    fn descriptions_refuse_invisible_and_bidi_characters() {
+        let bidi = description("prod\u{202E}gnp.exe").unwrap_err();
+        assert_eq!(
+            bidi,
+            "contains U+202E (a bidirectional control character, which can make text display \
+             differently from what it is) at position 5: remove it"
+        );
+        for (text, code, kind) in [
+            ("a\u{200B}b", "U+200B", "zero-width space"),
+            ("\u{FEFF}Production", "U+FEFF", "byte order mark"),
+            ("infra\u{00AD}kitchen", "U+00AD", "soft hyphen"),
+            ("a\u{200D}b", "U+200D", "zero-width joiner"),
+            ("a\u{2066}b\u{2069}", "U+2066", "bidirectional control"),
+            ("a\u{200F}b", "U+200F", "bidirectional control"),
+            ("a\u{2060}b", "U+2060", "word joiner"),
+            ("flag\u{E0067}", "U+E0067", "tag character"),
+            ("a\u{180E}b", "U+180E", "format character"),
+            ("bell\u{7}", "U+0007", "control character"),
+            ("c1\u{85}", "U+0085", "control character"),
+        ] {
+            let m = description(text).unwrap_err();
+            assert!(
+                m.starts_with(&format!("contains {code} (")) && m.contains(kind),
+                "{text:?}: {m}"
+            );
+        }
+        let many = description("\u{200B}a\u{200B}b\u{202E}").unwrap_err();
+        assert!(
+            many.contains("at position 1 and 2 more such characters: remove them"),
+            "{many}"
+        );
+        // Line breaks and tabs are text in a description.
+        assert_eq!(
+            description("line 1\r\nline 2\tend").unwrap(),
+            "line 1\r\nline 2\tend"
+        );
+    }
+
+    #[test]
+    fn descriptions_are_nfc() {
+        assert_eq!(description("cafe\u{301}").unwrap(), "caf\u{E9}");
+        assert_eq!(description("caf\u{E9}").unwrap(), "caf\u{E9}");
+        // Compatibility characters are kept (only labels are folded).
+        assert_eq!(description("\u{FF50}rod").unwrap(), "\u{FF50}rod");
+        // The limit applies to the normalised text.
+        let composed = "e\u{301}".repeat(1024);
+        assert_eq!(description(&composed).unwrap().chars().count(), 1024);
+        assert!(description(&"\u{E9}".repeat(1025)).is_err());
+        let mut v = good();
+        v["description"] = json!("Cafe\u{301} account");
+        let n = parse_new(v.to_string().as_bytes()).unwrap();
+        assert_eq!(n.description.as_deref(), Some("Caf\u{E9} account"));
+        v["description"] = json!("prod\u{202E}gnp.exe");
+        let e = errors(&v);
+        assert_eq!(e[0].field, "description");
+        assert!(e[0].message.contains("U+202E"));
+        let patch = parse_patch(
+            json!({"description": "e\u{301}"}).to_string().as_bytes(),
+            "123456789012",
+        )
+        .unwrap();
+        assert_eq!(patch.description, Some(Some("\u{E9}".to_owned())));
+    }
+
+    #[test]
+    fn ordinary_non_ascii_text_is_accepted() {
+        for text in [
+            "\u{DC}n\u{EF}c\u{F8}d\u{E9} description",
+            "\u{672C}\u{756A}\u{74B0}\u{5883} (production)",
+            "\u{D504}\u{B85C}\u{B355}\u{C158}",
+            "\u{5DD}\u{5D5}\u{5E6}\u{5E8} \u{645}\u{646}\u{62A}\u{62C}",
+            "rocket \u{1F680}, heart \u{2764}\u{FE0F}, thumbs \u{1F44D}\u{1F3FD}",
+            "\u{928}\u{92E}\u{938}\u{94D}\u{924}\u{947}",
+        ] {
+            assert!(description(text).is_ok(), "{text}");
+            assert!(label(text).is_ok(), "{text}");
+        }
+        assert_eq!(label("\u{672C}\u{756A}").unwrap(), "\u{672C}\u{756A}");
+        assert_eq!(label("\u{1F680} launch").unwrap(), "\u{1F680} launch");
+        assert_eq!(label("\u{DC}ber").unwrap(), "\u{FC}ber");
+    }
+
+    #[test]
+    fn labels_are_folded_to_nfkc_lower_case() {
+        for same in [
+            "prod",
+            "Prod",
+            "PROD",
+            "\u{FF50}\u{FF52}\u{FF4F}\u{FF44}",
+            "\u{FF30}\u{FF32}\u{FF2F}\u{FF24}",
+        ] {
+            assert_eq!(label(same).unwrap(), "prod", "{same:?}");
+        }
+        assert_eq!(label("e\u{301}t\u{E9}").unwrap(), "\u{E9}t\u{E9}");
+        assert_eq!(label("\u{212B}ngstr\u{F6}m").unwrap(), "\u{E5}ngstr\u{F6}m");
+        assert_eq!(label("\u{FB01}nance").unwrap(), "finance");
+        assert_eq!(label("team\u{A0}a").unwrap(), "team a");
+        assert_eq!(label("\u{130}stanbul").unwrap(), "i\u{307}stanbul");
+        // No precomposed capital J with caron: only the lower-cased text composes, so the
+        // label is normalised again after lower-casing (both spellings are one label).
+        assert_eq!(label("J\u{30C}").unwrap(), "\u{1F0}");
+        assert_eq!(label("\u{1F0}").unwrap(), "\u{1F0}");
+
+        let bidi = label("prod\u{202E}gnp.exe").unwrap_err();
+        assert!(bidi.starts_with("contains U+202E (a bidirectional control character"));
+        for bad in [
+            "pro\u{200B}d",
+            "\u{FEFF}prod",
+            "pro\u{AD}d",
+            "tab\there",
+            "a\nb",
+        ] {
+            assert!(
+                label(bad).unwrap_err().starts_with("contains U+"),
+                "{bad:?}"
+            );
+        }
+        // The length counts the normalised label: U+FDFA is 18 characters in NFKC.
+        assert!(label(&"a".repeat(63)).is_ok());
+        assert!(label(&"\u{FF41}".repeat(63)).is_ok());
+        let long = label(&"\u{FDFA}".repeat(4)).unwrap_err();
+        assert_eq!(
+            long,
+            "must be 1 to 63 characters (has 72 once normalised to NFKC and lower case)"
+        );
+        assert_eq!(label("").unwrap_err(), "must be 1 to 63 characters");
+        assert_eq!(
+            label(&"a".repeat(64)).unwrap_err(),
+            "must be 1 to 63 characters"
+        );
+        assert!(label(&"a".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn labels_are_deduplicated_after_folding() {
+        let mut v = good();
+        v["labels"] = json!([
+            "Prod",
+            "prod",
+            "\u{FF50}\u{FF52}\u{FF4F}\u{FF44}",
+            "Billing",
+            "BILLING"
+        ]);
+        assert_eq!(
+            parse_new(v.to_string().as_bytes()).unwrap().labels,
+            ["prod", "billing"]
+        );
+        // 51 entries that fold into 50 distinct labels are fine.
+        let mut many: Vec<String> = (0..50).map(|i| format!("l{i}")).collect();
+        many.push("L0".into());
+        v["labels"] = json!(many);
+        assert_eq!(
+            parse_new(v.to_string().as_bytes()).unwrap().labels.len(),
+            50
+        );
+        v["labels"] = json!(["ok", "pro\u{200B}d"]);
+        let e = errors(&v);
+        assert_eq!(e[0].field, "labels[1]");
+        assert!(
+            e[0].message.contains("U+200B (a zero-width space"),
+            "{}",
+            e[0].message
+        );
+        let patch = parse_patch(
+            json!({"labels": ["Prod", "PROD"]}).to_string().as_bytes(),
+            "123456789012",
+        )
+        .unwrap();
+        assert_eq!(patch.labels, Some(vec!["prod".to_owned()]));
+    }
+
+    /// The characters of the Basic Multilingual Plane for which `pick` holds, as the body
+    /// of a regular expression character class (`\uXXXX-\uXXXX` ranges, which ECMA-262
+    /// and Python read alike); surrogates are not characters and are left out.
+    fn bmp_class(pick: impl Fn(char) -> bool) -> String {
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+            if !pick(c) {
+                continue;
+            }
+            let c = c as u32;
+            match ranges.last_mut() {
+                Some((_, end)) if *end + 1 == c => *end = c,
+                _ => ranges.push((c, c)),
+            }
+        }
+        ranges
+            .iter()
+            .map(|&(a, b)| match b - a {
+                0 => format!("\\u{a:04X}"),
+                1 => format!("\\u{a:04X}\\u{b:04X}"),
+                _ => format!("\\u{a:04X}-\\u{b:04X}"),
+            })
+            .collect()
+    }
+
+    /// Every character: normalisation never brings in a refused character, and labels are
+    /// fixed points of their normalisation.
+    #[test]
+    fn normalisation_is_stable_and_adds_no_refused_character() {
+        let mut buf = [0u8; 4];
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let s: &str = c.encode_utf8(&mut buf);
+            let l = normalise_label(s);
+            assert_eq!(normalise_label(&l), l, "U+{:04X}", c as u32);
+            if refused_kind(c, false).is_none() {
+                assert!(refused_chars(&l, false).is_none(), "U+{:04X}", c as u32);
+                let d: String = s.nfc().collect();
+                assert!(refused_chars(&d, false).is_none(), "U+{:04X}", c as u32);
+            }
+        }
+    }
+
+    /// The `pattern` lines of a schema in openapi.yaml's `components/schemas`.
+    fn spec_patterns(spec: &str, schema: &str) -> Vec<String> {
+        let mut lines = spec
+            .lines()
+            .skip_while(|l| *l != "  schemas:")
+            .skip_while(|l| *l != format!("    {schema}:"));
+        assert!(
+            lines.next().is_some(),
+            "schema {schema} not in openapi.yaml"
+        );
+        lines
+            .take_while(|l| l.starts_with("      ") || l.is_empty())
+            .filter_map(|l| l.trim().strip_prefix("pattern: "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// openapi.yaml's patterns refuse what the server refuses (in the Basic Multilingual
+    /// Plane; a newer Unicode in the crates shows here) and allow around the trimmed
+    /// fields exactly the whitespace that `str::trim` removes (Unicode White_Space: not
+    /// `\s`, which is wider in ECMA-262 and in Python).
+    #[test]
+    fn the_spec_patterns_match_the_rules() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+        let spec = std::fs::read_to_string(path).unwrap();
+        for (schema, line_breaks) in [("Label", false), ("Description", true)] {
+            let class = bmp_class(|c| refused_kind(c, line_breaks).is_some());
+            assert_eq!(
+                spec_patterns(&spec, schema),
+                [format!("'^[^{class}]*$'")],
+                "{schema}"
+            );
+        }
+        let ws = format!("[{}]*", bmp_class(char::is_whitespace));
+        for schema in [
+            "AccountIdInput",
+            "AccessKeyIdInput",
+            "SecretAccessKeyInput",
+            "RoleNameInput",
+        ] {
+            let p = spec_patterns(&spec, schema);
+            assert_eq!(p.len(), 1, "{schema}");
+            assert!(
+                p[0].starts_with(&format!("'^{ws}")) && p[0].ends_with(&format!("{ws}$'")),
+                "{schema}: surrounding whitespace should be {ws}"
+            );
+            assert!(!p[0].contains("\\s"), "{schema}");
+        }
+        // Not trimmed: no whitespace at all.
+        for schema in ["PrincipalArn", "ExternalId", "Region", "Name", "BucketName"] {
+            let p = spec_patterns(&spec, schema);
+            assert!(
+                p.iter()
+                    .all(|p| !p.contains("\\s") && !p.contains("\\u0020")),
+                "{schema}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_duration_accepts_whole_floats() {
+        let mut v = good();
+        for (given, want) in [
+            (json!(900.0), 900),
+            (json!(43200.0), 43200),
+            (json!(3600), 3600),
+        ] {
+            v["aws_session_duration"] = given;
+            assert_eq!(
+                parse_new(v.to_string().as_bytes())
+                    .unwrap()
+                    .aws_session_duration,
+                want
+            );
+        }
+        // Exponent notation is a JSON number like any other.
+        let body = v.to_string().replace(":3600", ":9e2");
+        assert!(body.contains(":9e2"), "{body}");
+        assert_eq!(
+            parse_new(body.as_bytes()).unwrap().aws_session_duration,
+            900
+        );
+
+        let msg = |d: Value| {
+            let mut v = good();
+            v["aws_session_duration"] = d;
+            let e = errors(&v);
+            assert_eq!(e[0].field, "aws_session_duration");
+            e[0].message.clone()
+        };
+        assert_eq!(
+            msg(json!(900.5)),
+            "must be a whole number of seconds from 900 to 43200: 900.5 has a fractional part"
+        );
+        for out in [
+            json!(899.0),
+            json!(43201),
+            json!(-900.0),
+            json!(1e300),
+            json!(-1),
+            json!(u64::MAX),
+        ] {
+            assert_eq!(
+                msg(out.clone()),
+                "must be a whole number of seconds from 900 to 43200",
+                "{out}"
+            );
+        }
+        assert_eq!(
+            msg(json!("900")),
+            "must be a number (seconds, 900 to 43200)"
+        );
+        let patch = parse_patch(
+            json!({"aws_session_duration": 1800.0})
+                .to_string()
+                .as_bytes(),
+            "123456789012",
+        )
+        .unwrap();
+        assert_eq!(patch.aws_session_duration, Some(1800));
+    }
+
     proptest::proptest! {
         #[test]
         fn base32_key_ids_pass_and_typos_are_named(body in "[A-Z2-7]{16}", at in 0usize..16, typo in "[0189]") {
@@ -1100,6 +1552,19 @@ mod tests {
         fn region_never_accepts_host_syntax(s in "[a-z0-9.:/-]{0,20}") {
             if region(&s).is_ok() {
                 proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            }
+        }
+
+        #[test]
+        fn text_rules_never_panic_and_labels_are_fixed_points(s in "\\PC{0,80}|.{0,80}|[\u{0}-\u{2FF}\u{200B}-\u{206F}\u{FB00}-\u{FFFF}]{0,80}") {
+            let _ = description(&s);
+            if let Ok(l) = label(&s) {
+                proptest::prop_assert_eq!(normalise_label(&l), l.clone());
+                proptest::prop_assert_eq!(label(&l), Ok(l.clone()));
+                proptest::prop_assert_eq!(l.to_lowercase(), l.clone());
+            }
+            if let Ok(d) = description(&s) {
+                proptest::prop_assert_eq!(description(&d), Ok(d.clone()));
             }
         }
 

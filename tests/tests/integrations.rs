@@ -867,3 +867,91 @@ async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() 
         409
     );
 }
+
+/// Issue 11 item 4: a create retried under the same Idempotency-Key gets the original
+/// result (not a 409 for its own record); another body under the key is refused.
+#[tokio::test]
+async fn creates_under_an_idempotency_key_replay_and_refuse_reuse() {
+    let env = TestEnv::new().await;
+    let key = unique("key");
+    let body = form("idempotent");
+    let first = env
+        .send(
+            "POST",
+            "/integrations/aws",
+            Some(&body),
+            &[("Idempotency-Key", &key)],
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = env
+        .send(
+            "POST",
+            "/integrations/aws",
+            Some(&body),
+            &[("Idempotency-Key", &key)],
+        )
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body, first.body, "the original result, byte for byte");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert!(!leaks(&again.body.to_string()));
+    // The stored replay holds the masked view and a hash of the body, never the secret.
+    let raw = format!("{:?}", env.raw_items().await);
+    assert!(raw.contains("K#") && !leaks(&raw), "{raw}");
+
+    let mut other = body.clone();
+    other["name"] = json!("idempotent-other");
+    let reused = env
+        .send(
+            "POST",
+            "/integrations/aws",
+            Some(&other),
+            &[("Idempotency-Key", &key)],
+        )
+        .await;
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert_eq!(reused.body["type"], "/problems/idempotency-key-reused");
+    // Without a key, the same body is a new create: its name is taken.
+    assert_eq!(env.post("/integrations/aws", &body).await.status, 409);
+
+    // Concurrent retries of one request: one record, every answer the same.
+    let key = unique("key");
+    let mut racing = form("idempotent-race");
+    racing["labels"] = json!(["race"]);
+    let headers = [("Idempotency-Key", key.as_str())];
+    let answers = futures::future::join_all(
+        (0..10).map(|_| env.send("POST", "/integrations/aws", Some(&racing), &headers)),
+    )
+    .await;
+    let ids: std::collections::BTreeSet<_> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let listed = env.get("/integrations/aws?label=race").await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+
+    for bad in ["", &"k".repeat(256), "has space"] {
+        let r = env
+            .send(
+                "POST",
+                "/integrations/aws",
+                Some(&form("bad-key")),
+                &[("Idempotency-Key", bad)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.error_fields()),
+            (400, vec!["Idempotency-Key".to_owned()]),
+            "{bad:?}: {}",
+            r.body
+        );
+    }
+}

@@ -12,7 +12,9 @@
 
 use crate::error::{Dependency, Error, Result};
 use crate::model::{BucketStatus, Integration, LastTest, StateBucket};
-use crate::ports::{BucketGuard, IntegrationStore, ListQuery, Page, WriteOutcome};
+use crate::ports::{
+    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -42,6 +44,13 @@ pub struct DynamoStore {
 
 fn record_key(id: &str) -> String {
     format!("I#{id}")
+}
+
+/// Idempotency keys are kept this long (the table's TTL on `expires_at` removes them).
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
+fn idempotency_key(scoped_key: &str) -> String {
+    format!("K#{scoped_key}")
 }
 
 fn guard_key(name: &str) -> String {
@@ -206,6 +215,35 @@ fn conflict_backoff(retry: u32) -> std::time::Duration {
 }
 
 impl DynamoStore {
+    /// The outcome of a create whose idempotency key exists: the stored response when
+    /// the request is the same, else `KeyReused`.
+    async fn replay(&self, k: &Idempotency) -> Result<CreateOutcome> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(idempotency_key(&k.key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::unavailable(Dependency::DynamoDb, "GetItem", &e))?;
+        let item = out.item.unwrap_or_default();
+        let text = |f: &str| item.get(f).and_then(|v| v.as_s().ok()).cloned();
+        match (text("fingerprint"), text("response")) {
+            (Some(f), Some(response)) if f == k.fingerprint => {
+                Ok(CreateOutcome::Replay { response })
+            }
+            (Some(_), _) => Ok(CreateOutcome::KeyReused),
+            // Expired between the write and this read: the caller may retry afresh.
+            (None, _) => Err(Error::Unavailable {
+                dependency: Dependency::DynamoDb,
+                operation: "GetItem",
+                code: "IdempotencyKeyExpired".into(),
+                retry_after: std::time::Duration::from_secs(1),
+            }),
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -218,7 +256,7 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         outcome_of: impl Fn(&[bool]) -> WriteOutcome,
     ) -> Result<WriteOutcome> {
-        Ok(match self.transact_conditions(items).await? {
+        Ok(match self.transact_conditions(items, None).await? {
             None => WriteOutcome::Written,
             Some(failed) => outcome_of(&failed),
         })
@@ -228,6 +266,7 @@ impl DynamoStore {
     async fn transact_conditions(
         &self,
         items: Vec<TransactWriteItem>,
+        client_request_token: Option<&str>,
     ) -> Result<Option<Vec<bool>>> {
         // Concurrent transactions on the same items (e.g. two creates of one name) can be
         // cancelled with `TransactionConflict` before either condition is evaluated. Run
@@ -239,6 +278,13 @@ impl DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                // Only on the first attempt: the SDK's own retries of it (time-outs, 5xx)
+                // then cannot apply it twice; a rerun after a conflict is a new request.
+                .set_client_request_token(
+                    client_request_token
+                        .filter(|_| retry == 0)
+                        .map(str::to_owned),
+                )
                 .send()
                 .await;
             let e = match sent {
@@ -301,19 +347,40 @@ impl DynamoStore {
 
 #[async_trait]
 impl IntegrationStore for DynamoStore {
-    async fn create(&self, i: &Integration) -> Result<WriteOutcome> {
-        let items = vec![
+    async fn create(
+        &self,
+        i: &Integration,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CreateOutcome> {
+        let mut items = vec![
             self.put(to_item(i)?, "attribute_not_exists(pk)")?,
             self.guard_item(&i.name, &i.id)?,
         ];
-        self.transact(items, |failed| {
-            if failed.get(1) == Some(&true) {
-                WriteOutcome::NameTaken
-            } else {
-                WriteOutcome::Stale
-            }
-        })
-        .await
+        if let Some(k) = idempotency {
+            let expires = time::OffsetDateTime::now_utc().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
+            let item: Item = [
+                ("pk".to_owned(), s(idempotency_key(&k.key))),
+                ("fingerprint".to_owned(), s(&k.fingerprint)),
+                ("integration_id".to_owned(), s(&i.id)),
+                ("response".to_owned(), s(&k.response)),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires.to_string()),
+                ),
+            ]
+            .into();
+            items.push(self.put(item, "attribute_not_exists(pk)")?);
+        }
+        // The id is new for every create call, so the SDK's own retries of this request
+        // (after a time-out whose first attempt did land) are idempotent in DynamoDB.
+        match self.transact_conditions(items, Some(&i.id)).await? {
+            None => Ok(CreateOutcome::Created),
+            Some(failed) => match (idempotency, failed.as_slice()) {
+                (Some(k), [_, _, true]) => self.replay(k).await,
+                (_, [_, true, ..]) => Ok(CreateOutcome::NameTaken),
+                _ => Ok(CreateOutcome::IdTaken),
+            },
+        }
     }
 
     async fn get(&self, id: &str) -> Result<Option<Integration>> {
@@ -396,14 +463,17 @@ impl IntegrationStore for DynamoStore {
             [_, .., true] => WriteOutcome::NameTaken,
             _ => WriteOutcome::Stale,
         };
-        match self.transact_conditions(items).await? {
+        match self.transact_conditions(items, None).await? {
             None => Ok(WriteOutcome::Written),
             // Only the old guard failed: it is missing or held by another record (a
             // restore, a hand edit). Rename anyway, which repairs the record's guard.
             Some(failed) if failed == [false, true, false] => {
                 tracing::warn!(integration_id = %old.id, "old name guard missing or not this record's; renaming without it");
                 Ok(
-                    match self.transact_conditions(vec![update, new_guard]).await? {
+                    match self
+                        .transact_conditions(vec![update, new_guard], None)
+                        .await?
+                    {
                         None => WriteOutcome::Written,
                         Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
                     },
@@ -423,7 +493,7 @@ impl IntegrationStore for DynamoStore {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let record = TransactWriteItem::builder().delete(del).build();
         let items = vec![record.clone(), self.delete_guard(&old.name, &old.id)?];
-        match self.transact_conditions(items).await? {
+        match self.transact_conditions(items, None).await? {
             None => Ok(WriteOutcome::Written),
             // Only the guard failed: it is missing or held by another record. The record
             // still goes; another record's guard is left alone.
