@@ -222,7 +222,8 @@ const INVALID_CREDENTIALS: &[&str] = &[
     "AuthFailure",
 ];
 
-const THROTTLED: &[&str] = &[
+/// Every AWS error code that means "slow down" (users' STS/S3 and our DynamoDB/KMS).
+pub const THROTTLED: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -232,6 +233,8 @@ const THROTTLED: &[&str] = &[
     "RequestLimitExceeded",
     "SlowDown",
     "PriorRequestNotComplete",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
 ];
 
 const SERVER_ERROR: &[&str] = &[

@@ -38,19 +38,6 @@ pub fn s3_config(sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some())
 }
 
-const THROTTLING: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "LimitExceededException",
-];
-
 /// Turns a failed SDK call into a retryable `Unavailable`, logging the details for
 /// operators. SDK error texts carry codes and request ids, never request payloads.
 pub fn unavailable<E, R>(
@@ -68,7 +55,7 @@ where
         SdkError::ResponseError(_) => ("InvalidResponse".to_owned(), 2),
         SdkError::ServiceError(e) => {
             let code = e.err().code().unwrap_or("Unknown").to_owned();
-            let secs = if THROTTLING.contains(&code.as_str()) {
+            let secs = if crate::ports::THROTTLED.contains(&code.as_str()) {
                 1
             } else {
                 5
