@@ -1,0 +1,712 @@
+//! Unit tests of `validation`.
+
+use super::*;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+fn good() -> Value {
+    json!({
+        "name": "aws-production",
+        "aws_account_id": "123456789012",
+        "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key": SECRET,
+    })
+}
+
+fn errors(v: &Value) -> Vec<FieldError> {
+    match parse_new(v.to_string().as_bytes()) {
+        Err(Error::Validation(e)) => e,
+        other => panic!("expected validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn minimal_form_gets_defaults() {
+    let n = parse_new(good().to_string().as_bytes()).unwrap();
+    assert_eq!(n.aws_default_region, "us-east-1");
+    assert_eq!(n.aws_session_duration, 3600);
+    assert!(!n.create_state_bucket);
+    assert!(n.labels.is_empty());
+    assert_eq!(n.aws_secret_access_key.expose_secret(), SECRET);
+}
+
+#[test]
+fn trims_pasted_keys() {
+    let mut v = good();
+    v["aws_access_key_id"] = json!("  AKIAIOSFODNN7EXAMPLE\n");
+    v["aws_secret_access_key"] = json!(format!(" {SECRET}\t"));
+    let n = parse_new(v.to_string().as_bytes()).unwrap();
+    assert_eq!(n.aws_access_key_id, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(n.aws_secret_access_key.expose_secret(), SECRET);
+}
+
+#[test]
+fn reports_every_violation_at_once() {
+    let v = json!({
+        "name": "bad name!",
+        "aws_account_id": 123456789012u64,
+        "aws_access_key_id": "ASIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key": "short",
+        "aws_session_duration": 60,
+        "aws_default_region": "mars-1",
+        "create_state_bucket": "yes",
+        "aws_external_id": "abc",
+        "colour": "blue",
+    });
+    let e = errors(&v);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    for f in [
+        "colour",
+        "name",
+        "aws_account_id",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_duration",
+        "aws_default_region",
+        "create_state_bucket",
+        "aws_external_id",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    let asia = e.iter().find(|e| e.field == "aws_access_key_id").unwrap();
+    assert!(asia.message.contains("temporary"));
+    // The rejected secret is never echoed.
+    assert!(!format!("{e:?}").contains("short"));
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let e = errors(&json!({}));
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "aws_account_id",
+            "aws_access_key_id",
+            "aws_secret_access_key"
+        ]
+    );
+}
+
+#[test]
+fn labels_are_deduplicated_and_bounded() {
+    let mut v = good();
+    v["labels"] = json!(["prod", "billing", "prod"]);
+    assert_eq!(
+        parse_new(v.to_string().as_bytes()).unwrap().labels,
+        ["prod", "billing"]
+    );
+    v["labels"] = json!((0..51).map(|i| format!("l{i}")).collect::<Vec<_>>());
+    assert_eq!(errors(&v)[0].field, "labels");
+    // Duplicates may exceed 50 entries; a huge array is one error, not one per entry.
+    v["labels"] = json!(vec!["prod"; 100]);
+    assert_eq!(
+        parse_new(v.to_string().as_bytes()).unwrap().labels,
+        ["prod"]
+    );
+    v["labels"] = json!(vec![1; 100_000]);
+    let e = errors(&v);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].field, "labels");
+    assert!(e[0].message.contains("100000 entries"), "{}", e[0].message);
+    v["labels"] = json!(["ok", "", "x".repeat(64), 5, "tab\there"]);
+    let f: Vec<String> = errors(&v).into_iter().map(|e| e.field).collect();
+    assert_eq!(f, ["labels[1]", "labels[2]", "labels[3]", "labels[4]"]);
+}
+
+#[test]
+fn role_rules() {
+    assert_eq!(
+        role_name("team/InfraKitchenRole").unwrap(),
+        "team/InfraKitchenRole"
+    );
+    assert_eq!(role_name("/a/b/R").unwrap(), "a/b/R");
+    assert!(role_name("bad role").is_err());
+    assert!(role_name("a//R").is_err());
+    assert!(role_name(&"r".repeat(65)).is_err());
+    assert!(external_id("x").is_err());
+    assert!(external_id("tenant:42/a_b").is_ok());
+    let mut v = good();
+    v["aws_assumed_role_name"] = json!("InfraKitchenRole");
+    v["aws_external_id"] = json!("ik-ext-1");
+    assert!(parse_new(v.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn regions() {
+    for ok in [
+        "us-east-1",
+        "eu-central-1",
+        "us-gov-west-1",
+        "cn-north-1",
+        "ap-southeast-5",
+        "il-central-1",
+        "us-iso-east-1",
+    ] {
+        assert!(region(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "us-east",
+        "US-EAST-1",
+        "us-east-01",
+        "us-east-1.evil.com",
+        "usa-east-1",
+        "us-up-1",
+        "us-east-1/",
+    ] {
+        assert!(region(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn body_must_be_an_object() {
+    for b in ["", "[]", "{", "\"x\""] {
+        match parse_new(b.as_bytes()) {
+            Err(Error::Validation(e)) => assert_eq!(e[0].field, "body"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn patch_rules() {
+    let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
+    assert!(p(json!({"aws_account_id": "123456789012", "name": "x"})).is_ok());
+    assert!(p(json!({"aws_account_id": " 123456789012 ", "name": "x"})).is_ok());
+    match p(json!({"aws_account_id": "123456789012"})) {
+        Err(Error::Validation(e)) => assert_eq!(e[0].field, "body"),
+        o => panic!("{o:?}"),
+    }
+    let e = match p(json!({"aws_account_id": "000000000000"})) {
+        Err(Error::Validation(e)) => e,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(e[0].field, "aws_account_id");
+    match p(json!({"aws_access_key_id": "AKIAIOSFODNN7EXAMPLE"})) {
+        Err(Error::Validation(e)) => assert_eq!(e[0].field, "aws_secret_access_key"),
+        o => panic!("{o:?}"),
+    }
+    match p(json!({})) {
+        Err(Error::Validation(e)) => assert_eq!(e[0].field, "body"),
+        o => panic!("{o:?}"),
+    }
+    let patch = p(json!({"description": null, "labels": ["a"]})).unwrap();
+    assert_eq!(patch.description, Some(None));
+    assert_eq!(patch.labels, Some(vec!["a".to_string()]));
+    match p(json!({"name": null})) {
+        Err(Error::Validation(e)) => assert_eq!(e[0].field, "name"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn key_id_typos_are_named_with_the_likely_letter() {
+    for ok in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "AKIAZZZZZZZZZZZZZZZZ",
+        "AKIA234567ABCDEFGHIJ",
+    ] {
+        assert_eq!(access_key_id(ok).as_deref(), Ok(ok));
+    }
+    let e = |k: &str| access_key_id(k).unwrap_err();
+    assert_eq!(
+        e("AKIAIOSF0DNN7EXAMPLE"),
+        "contains '0' at position 9 (did you mean the letter 'O'?): access key IDs use \
+         only A-Z and 2-7 after 'AKIA'"
+    );
+    assert!(e("AKIA1OSFODNN7EXAMPLE")
+        .contains("'1' at position 5 (did you mean the letter 'I' or 'L'?)"));
+    assert!(e("AKIAIOSFODNN7EXAMP8E").contains("'8' at position 19 (did you mean the letter 'B'?)"));
+    assert!(e("AKIAIOSFODNN9EXAMPLE").contains("'9' at position 13 (never used)"));
+    let two = e("AKIA0OSFODNN7EXAMPL1");
+    assert!(
+        two.starts_with(
+            "contains '0' at position 5 (did you mean the letter 'O'?) and '1' at position 20"
+        ),
+        "{two}"
+    );
+    assert!(e("AKIAiOSFODNN7EXAMPLE").contains("lower case: did you mean 'I'?"));
+    assert!(e("akiaiosfodnn7example").contains("upper case"));
+    assert!(e("AKIAIOSFODNN7EXAMPL").contains("has 15 characters after 'AKIA'"));
+    assert!(e("ASIAIOSFODNN7EXAMPLE").contains("temporary"));
+    assert!(e("XKIAIOSFODNN7EXAMPLE").contains("'AKIA' followed by 16 of A-Z and 2-7"));
+}
+
+#[test]
+fn a_pasted_role_arn_gives_its_name() {
+    let acct = Some("123456789012");
+    let us = Some("us-east-1");
+    assert_eq!(
+        role_name_in("arn:aws:iam::123456789012:role/InfraKitchenRole", acct, us).unwrap(),
+        "InfraKitchenRole"
+    );
+    assert_eq!(
+        role_name_in(
+            " arn:aws:iam::123456789012:role/team/ik/InfraKitchenRole ",
+            acct,
+            us
+        )
+        .unwrap(),
+        "team/ik/InfraKitchenRole"
+    );
+    assert_eq!(
+        role_name_in(
+            "arn:aws-cn:iam::123456789012:role/R",
+            acct,
+            Some("cn-north-1")
+        )
+        .unwrap(),
+        "R"
+    );
+    assert_eq!(
+        role_name_in("arn:aws-us-gov:iam::123456789012:role/R", acct, None).unwrap(),
+        "R"
+    );
+    // Names still work, and are not checked against anything else.
+    assert_eq!(role_name_in("team/R", acct, us).unwrap(), "team/R");
+
+    let e = |s: &str| role_name_in(s, acct, us).unwrap_err();
+    let other = e("arn:aws:iam::210987654321:role/InfraKitchenRole");
+    assert!(
+        other.contains("account 210987654321") && other.contains("aws_account_id is 123456789012"),
+        "{other}"
+    );
+    assert!(
+        e("arn:aws:iam::123456789012:user/InfraKitchenUser").contains("not the ARN of the user")
+    );
+    let session = e("arn:aws:sts::123456789012:assumed-role/InfraKitchenRole/infrakitchen-x");
+    assert!(
+        session.contains("enter the role name (InfraKitchenRole), not the ARN of a session"),
+        "{session}"
+    );
+    assert!(e("arn:aws-cn:iam::123456789012:role/R").contains("partition aws-cn"));
+    assert!(e("arn:aws:s3:::infrakitchen-123456789012-bucket").contains("not of an IAM role"));
+    assert!(e("arn:aws:iam::12:role/R").contains("not a valid role ARN"));
+    assert!(e("arn:aws:iam::123456789012:role/bad name").contains("role name"));
+    assert!(role_name("arn:aws:iam::123456789012:role/R")
+        .unwrap_err()
+        .contains("enter the role name"));
+}
+
+#[test]
+fn role_arns_in_forms_and_patches() {
+    let mut v = good();
+    v["aws_assumed_role_name"] = json!("arn:aws:iam::123456789012:role/team/InfraKitchenRole");
+    let n = parse_new(v.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        n.aws_assumed_role_name.as_deref(),
+        Some("team/InfraKitchenRole")
+    );
+
+    v["aws_assumed_role_name"] = json!("arn:aws:iam::999999999999:role/R");
+    let e = errors(&v);
+    assert_eq!(e[0].field, "aws_assumed_role_name");
+    assert!(e[0].message.contains("account 999999999999"));
+
+    // The partition follows the form's region (default us-east-1).
+    v["aws_assumed_role_name"] = json!("arn:aws-cn:iam::123456789012:role/R");
+    assert_eq!(errors(&v)[0].field, "aws_assumed_role_name");
+    v["aws_default_region"] = json!("cn-northwest-1");
+    assert!(parse_new(v.to_string().as_bytes()).is_ok());
+
+    let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
+    let patch = p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789012:role/R"})).unwrap();
+    assert_eq!(patch.aws_assumed_role_name, Some(Some("R".to_owned())));
+    match p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789013:role/R"})) {
+        Err(Error::Validation(e)) => {
+            assert_eq!(e[0].field, "aws_assumed_role_name");
+            assert!(e[0].message.contains("aws_account_id is 123456789012"));
+        }
+        o => panic!("{o:?}"),
+    }
+    // Partition against a region set by the same PATCH; unknown (stored) otherwise.
+    assert!(p(
+        json!({"aws_assumed_role_name": "arn:aws-cn:iam::123456789012:role/R",
+                      "aws_default_region": "us-west-2"})
+    )
+    .is_err());
+    assert!(p(json!({"aws_assumed_role_name": "arn:aws-cn:iam::123456789012:role/R"})).is_ok());
+}
+
+#[test]
+fn descriptions_refuse_invisible_and_bidi_characters() {
+    let bidi = description("prod\u{202E}gnp.exe").unwrap_err();
+    assert_eq!(
+        bidi,
+        "contains U+202E (a bidirectional control character, which can make text display \
+         differently from what it is) at position 5: remove it"
+    );
+    for (text, code, kind) in [
+        ("a\u{200B}b", "U+200B", "zero-width space"),
+        ("\u{FEFF}Production", "U+FEFF", "byte order mark"),
+        ("infra\u{00AD}kitchen", "U+00AD", "soft hyphen"),
+        ("a\u{200D}b", "U+200D", "zero-width joiner"),
+        ("a\u{2066}b\u{2069}", "U+2066", "bidirectional control"),
+        ("a\u{200F}b", "U+200F", "bidirectional control"),
+        ("a\u{2060}b", "U+2060", "word joiner"),
+        ("flag\u{E0067}", "U+E0067", "tag character"),
+        ("a\u{180E}b", "U+180E", "format character"),
+        ("bell\u{7}", "U+0007", "control character"),
+        ("c1\u{85}", "U+0085", "control character"),
+    ] {
+        let m = description(text).unwrap_err();
+        assert!(
+            m.starts_with(&format!("contains {code} (")) && m.contains(kind),
+            "{text:?}: {m}"
+        );
+    }
+    let many = description("\u{200B}a\u{200B}b\u{202E}").unwrap_err();
+    assert!(
+        many.contains("at position 1 and 2 more such characters: remove them"),
+        "{many}"
+    );
+    // Line breaks and tabs are text in a description.
+    assert_eq!(
+        description("line 1\r\nline 2\tend").unwrap(),
+        "line 1\r\nline 2\tend"
+    );
+}
+
+#[test]
+fn descriptions_are_nfc() {
+    assert_eq!(description("cafe\u{301}").unwrap(), "caf\u{E9}");
+    assert_eq!(description("caf\u{E9}").unwrap(), "caf\u{E9}");
+    // Compatibility characters are kept (only labels are folded).
+    assert_eq!(description("\u{FF50}rod").unwrap(), "\u{FF50}rod");
+    // The limit applies to the normalised text.
+    let composed = "e\u{301}".repeat(1024);
+    assert_eq!(description(&composed).unwrap().chars().count(), 1024);
+    assert!(description(&"\u{E9}".repeat(1025)).is_err());
+    let mut v = good();
+    v["description"] = json!("Cafe\u{301} account");
+    let n = parse_new(v.to_string().as_bytes()).unwrap();
+    assert_eq!(n.description.as_deref(), Some("Caf\u{E9} account"));
+    v["description"] = json!("prod\u{202E}gnp.exe");
+    let e = errors(&v);
+    assert_eq!(e[0].field, "description");
+    assert!(e[0].message.contains("U+202E"));
+    let patch = parse_patch(
+        json!({"description": "e\u{301}"}).to_string().as_bytes(),
+        "123456789012",
+    )
+    .unwrap();
+    assert_eq!(patch.description, Some(Some("\u{E9}".to_owned())));
+}
+
+#[test]
+fn ordinary_non_ascii_text_is_accepted() {
+    for text in [
+        "\u{DC}n\u{EF}c\u{F8}d\u{E9} description",
+        "\u{672C}\u{756A}\u{74B0}\u{5883} (production)",
+        "\u{D504}\u{B85C}\u{B355}\u{C158}",
+        "\u{5DD}\u{5D5}\u{5E6}\u{5E8} \u{645}\u{646}\u{62A}\u{62C}",
+        "rocket \u{1F680}, heart \u{2764}\u{FE0F}, thumbs \u{1F44D}\u{1F3FD}",
+        "\u{928}\u{92E}\u{938}\u{94D}\u{924}\u{947}",
+    ] {
+        assert!(description(text).is_ok(), "{text}");
+        assert!(label(text).is_ok(), "{text}");
+    }
+    assert_eq!(label("\u{672C}\u{756A}").unwrap(), "\u{672C}\u{756A}");
+    assert_eq!(label("\u{1F680} launch").unwrap(), "\u{1F680} launch");
+    assert_eq!(label("\u{DC}ber").unwrap(), "\u{FC}ber");
+}
+
+#[test]
+fn labels_are_folded_to_nfkc_lower_case() {
+    for same in [
+        "prod",
+        "Prod",
+        "PROD",
+        "\u{FF50}\u{FF52}\u{FF4F}\u{FF44}",
+        "\u{FF30}\u{FF32}\u{FF2F}\u{FF24}",
+    ] {
+        assert_eq!(label(same).unwrap(), "prod", "{same:?}");
+    }
+    assert_eq!(label("e\u{301}t\u{E9}").unwrap(), "\u{E9}t\u{E9}");
+    assert_eq!(label("\u{212B}ngstr\u{F6}m").unwrap(), "\u{E5}ngstr\u{F6}m");
+    assert_eq!(label("\u{FB01}nance").unwrap(), "finance");
+    assert_eq!(label("team\u{A0}a").unwrap(), "team a");
+    assert_eq!(label("\u{130}stanbul").unwrap(), "i\u{307}stanbul");
+    // No precomposed capital J with caron: only the lower-cased text composes, so the
+    // label is normalised again after lower-casing (both spellings are one label).
+    assert_eq!(label("J\u{30C}").unwrap(), "\u{1F0}");
+    assert_eq!(label("\u{1F0}").unwrap(), "\u{1F0}");
+
+    let bidi = label("prod\u{202E}gnp.exe").unwrap_err();
+    assert!(bidi.starts_with("contains U+202E (a bidirectional control character"));
+    for bad in [
+        "pro\u{200B}d",
+        "\u{FEFF}prod",
+        "pro\u{AD}d",
+        "tab\there",
+        "a\nb",
+    ] {
+        assert!(
+            label(bad).unwrap_err().starts_with("contains U+"),
+            "{bad:?}"
+        );
+    }
+    // The length counts the normalised label: U+FDFA is 18 characters in NFKC.
+    assert!(label(&"a".repeat(63)).is_ok());
+    assert!(label(&"\u{FF41}".repeat(63)).is_ok());
+    let long = label(&"\u{FDFA}".repeat(4)).unwrap_err();
+    assert_eq!(
+        long,
+        "must be 1 to 63 characters (has 72 once normalised to NFKC and lower case)"
+    );
+    assert_eq!(label("").unwrap_err(), "must be 1 to 63 characters");
+    assert_eq!(
+        label(&"a".repeat(64)).unwrap_err(),
+        "must be 1 to 63 characters"
+    );
+    assert!(label(&"a".repeat(100_000)).is_err());
+}
+
+#[test]
+fn labels_are_deduplicated_after_folding() {
+    let mut v = good();
+    v["labels"] = json!([
+        "Prod",
+        "prod",
+        "\u{FF50}\u{FF52}\u{FF4F}\u{FF44}",
+        "Billing",
+        "BILLING"
+    ]);
+    assert_eq!(
+        parse_new(v.to_string().as_bytes()).unwrap().labels,
+        ["prod", "billing"]
+    );
+    // 51 entries that fold into 50 distinct labels are fine.
+    let mut many: Vec<String> = (0..50).map(|i| format!("l{i}")).collect();
+    many.push("L0".into());
+    v["labels"] = json!(many);
+    assert_eq!(
+        parse_new(v.to_string().as_bytes()).unwrap().labels.len(),
+        50
+    );
+    v["labels"] = json!(["ok", "pro\u{200B}d"]);
+    let e = errors(&v);
+    assert_eq!(e[0].field, "labels[1]");
+    assert!(
+        e[0].message.contains("U+200B (a zero-width space"),
+        "{}",
+        e[0].message
+    );
+    let patch = parse_patch(
+        json!({"labels": ["Prod", "PROD"]}).to_string().as_bytes(),
+        "123456789012",
+    )
+    .unwrap();
+    assert_eq!(patch.labels, Some(vec!["prod".to_owned()]));
+}
+
+/// The characters of the Basic Multilingual Plane for which `pick` holds, as the body
+/// of a regular expression character class (`\uXXXX-\uXXXX` ranges, which ECMA-262
+/// and Python read alike); surrogates are not characters and are left out.
+fn bmp_class(pick: impl Fn(char) -> bool) -> String {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+        if !pick(c) {
+            continue;
+        }
+        let c = c as u32;
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == c => *end = c,
+            _ => ranges.push((c, c)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|&(a, b)| match b - a {
+            0 => format!("\\u{a:04X}"),
+            1 => format!("\\u{a:04X}\\u{b:04X}"),
+            _ => format!("\\u{a:04X}-\\u{b:04X}"),
+        })
+        .collect()
+}
+
+/// Every character: normalisation never brings in a refused character, and labels are
+/// fixed points of their normalisation.
+#[test]
+fn normalisation_is_stable_and_adds_no_refused_character() {
+    let mut buf = [0u8; 4];
+    for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+        let s: &str = c.encode_utf8(&mut buf);
+        let l = normalise_label(s);
+        assert_eq!(normalise_label(&l), l, "U+{:04X}", c as u32);
+        if refused_kind(c, false).is_none() {
+            assert!(refused_chars(&l, false).is_none(), "U+{:04X}", c as u32);
+            let d: String = s.nfc().collect();
+            assert!(refused_chars(&d, false).is_none(), "U+{:04X}", c as u32);
+        }
+    }
+}
+
+/// The `pattern` lines of a schema in openapi.yaml's `components/schemas`.
+fn spec_patterns(spec: &str, schema: &str) -> Vec<String> {
+    let mut lines = spec
+        .lines()
+        .skip_while(|l| *l != "  schemas:")
+        .skip_while(|l| *l != format!("    {schema}:"));
+    assert!(
+        lines.next().is_some(),
+        "schema {schema} not in openapi.yaml"
+    );
+    lines
+        .take_while(|l| l.starts_with("      ") || l.is_empty())
+        .filter_map(|l| l.trim().strip_prefix("pattern: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// openapi.yaml's patterns refuse what the server refuses (in the Basic Multilingual
+/// Plane; a newer Unicode in the crates shows here) and allow around the trimmed
+/// fields exactly the whitespace that `str::trim` removes (Unicode White_Space: not
+/// `\s`, which is wider in ECMA-262 and in Python).
+#[test]
+fn the_spec_patterns_match_the_rules() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+    let spec = std::fs::read_to_string(path).unwrap();
+    for (schema, line_breaks) in [("Label", false), ("Description", true)] {
+        let class = bmp_class(|c| refused_kind(c, line_breaks).is_some());
+        assert_eq!(
+            spec_patterns(&spec, schema),
+            [format!("'^[^{class}]*$'")],
+            "{schema}"
+        );
+    }
+    let ws = format!("[{}]*", bmp_class(char::is_whitespace));
+    for schema in [
+        "AccountIdInput",
+        "AccessKeyIdInput",
+        "SecretAccessKeyInput",
+        "RoleNameInput",
+    ] {
+        let p = spec_patterns(&spec, schema);
+        assert_eq!(p.len(), 1, "{schema}");
+        assert!(
+            p[0].starts_with(&format!("'^{ws}")) && p[0].ends_with(&format!("{ws}$'")),
+            "{schema}: surrounding whitespace should be {ws}"
+        );
+        assert!(!p[0].contains("\\s"), "{schema}");
+    }
+    // Not trimmed: no whitespace at all.
+    for schema in ["PrincipalArn", "ExternalId", "Region", "Name", "BucketName"] {
+        let p = spec_patterns(&spec, schema);
+        assert!(
+            p.iter()
+                .all(|p| !p.contains("\\s") && !p.contains("\\u0020")),
+            "{schema}"
+        );
+    }
+}
+
+#[test]
+fn session_duration_accepts_whole_floats() {
+    let mut v = good();
+    for (given, want) in [
+        (json!(900.0), 900),
+        (json!(43200.0), 43200),
+        (json!(3600), 3600),
+    ] {
+        v["aws_session_duration"] = given;
+        assert_eq!(
+            parse_new(v.to_string().as_bytes())
+                .unwrap()
+                .aws_session_duration,
+            want
+        );
+    }
+    // Exponent notation is a JSON number like any other.
+    let body = v.to_string().replace(":3600", ":9e2");
+    assert!(body.contains(":9e2"), "{body}");
+    assert_eq!(
+        parse_new(body.as_bytes()).unwrap().aws_session_duration,
+        900
+    );
+
+    let msg = |d: Value| {
+        let mut v = good();
+        v["aws_session_duration"] = d;
+        let e = errors(&v);
+        assert_eq!(e[0].field, "aws_session_duration");
+        e[0].message.clone()
+    };
+    assert_eq!(
+        msg(json!(900.5)),
+        "must be a whole number of seconds from 900 to 43200: 900.5 has a fractional part"
+    );
+    for out in [
+        json!(899.0),
+        json!(43201),
+        json!(-900.0),
+        json!(1e300),
+        json!(-1),
+        json!(u64::MAX),
+    ] {
+        assert_eq!(
+            msg(out.clone()),
+            "must be a whole number of seconds from 900 to 43200",
+            "{out}"
+        );
+    }
+    assert_eq!(
+        msg(json!("900")),
+        "must be a number (seconds, 900 to 43200)"
+    );
+    let patch = parse_patch(
+        json!({"aws_session_duration": 1800.0})
+            .to_string()
+            .as_bytes(),
+        "123456789012",
+    )
+    .unwrap();
+    assert_eq!(patch.aws_session_duration, Some(1800));
+}
+
+proptest::proptest! {
+    #[test]
+    fn base32_key_ids_pass_and_typos_are_named(body in "[A-Z2-7]{16}", at in 0usize..16, typo in "[0189]") {
+        let key = format!("AKIA{body}");
+        proptest::prop_assert!(access_key_id(&key).is_ok());
+        let mut chars: Vec<char> = body.chars().collect();
+        chars[at] = typo.chars().next().unwrap();
+        let bad: String = format!("AKIA{}", chars.into_iter().collect::<String>());
+        let msg = access_key_id(&bad).unwrap_err();
+        let expected = format!("'{typo}' at position {}", at + 5);
+        proptest::prop_assert!(msg.contains(&expected), "{}", msg);
+    }
+
+    #[test]
+    fn region_never_accepts_host_syntax(s in "[a-z0-9.:/-]{0,20}") {
+        if region(&s).is_ok() {
+            proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+        }
+    }
+
+    #[test]
+    fn text_rules_never_panic_and_labels_are_fixed_points(s in "\\PC{0,80}|.{0,80}|[\u{0}-\u{2FF}\u{200B}-\u{206F}\u{FB00}-\u{FFFF}]{0,80}") {
+        let _ = description(&s);
+        if let Ok(l) = label(&s) {
+            proptest::prop_assert_eq!(normalise_label(&l), l.clone());
+            proptest::prop_assert_eq!(label(&l), Ok(l.clone()));
+            proptest::prop_assert_eq!(l.to_lowercase(), l.clone());
+        }
+        if let Ok(d) = description(&s) {
+            proptest::prop_assert_eq!(description(&d), Ok(d.clone()));
+        }
+    }
+
+    #[test]
+    fn secret_errors_never_echo_input(s in "[A-Za-z0-9]{8,39}") {
+        let v = serde_json::json!({"aws_secret_access_key": s.clone()});
+        if let Err(e) = parse_new(v.to_string().as_bytes()) {
+            let shown = format!("{:?}", e);
+            proptest::prop_assert!(!shown.contains(&s));
+        }
+    }
+}
