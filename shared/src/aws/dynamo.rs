@@ -256,17 +256,20 @@ impl DynamoStore {
         items: Vec<TransactWriteItem>,
         outcome_of: impl Fn(&[bool]) -> WriteOutcome,
     ) -> Result<WriteOutcome> {
-        Ok(match self.transact_conditions(items, None).await? {
+        Ok(match self.transact_conditions(items).await? {
             None => WriteOutcome::Written,
             Some(failed) => outcome_of(&failed),
         })
     }
 
     /// Runs a transaction: `None` when written, else which items failed their condition.
+    ///
+    /// TransactWriteItems is idempotent through its ClientRequestToken: the SDK fills
+    /// one per `send()` and keeps it across its own retries, so a retry after a time-out
+    /// whose first attempt did land is not applied twice (the unit tests pin that).
     async fn transact_conditions(
         &self,
         items: Vec<TransactWriteItem>,
-        client_request_token: Option<&str>,
     ) -> Result<Option<Vec<bool>>> {
         // Concurrent transactions on the same items (e.g. two creates of one name) can be
         // cancelled with `TransactionConflict` before either condition is evaluated. Run
@@ -278,13 +281,6 @@ impl DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
-                // Only on the first attempt: the SDK's own retries of it (time-outs, 5xx)
-                // then cannot apply it twice; a rerun after a conflict is a new request.
-                .set_client_request_token(
-                    client_request_token
-                        .filter(|_| retry == 0)
-                        .map(str::to_owned),
-                )
                 .send()
                 .await;
             let e = match sent {
@@ -371,9 +367,7 @@ impl IntegrationStore for DynamoStore {
             .into();
             items.push(self.put(item, "attribute_not_exists(pk)")?);
         }
-        // The id is new for every create call, so the SDK's own retries of this request
-        // (after a time-out whose first attempt did land) are idempotent in DynamoDB.
-        match self.transact_conditions(items, Some(&i.id)).await? {
+        match self.transact_conditions(items).await? {
             None => Ok(CreateOutcome::Created),
             Some(failed) => match (idempotency, failed.as_slice()) {
                 (Some(k), [_, _, true]) => self.replay(k).await,
@@ -463,17 +457,14 @@ impl IntegrationStore for DynamoStore {
             [_, .., true] => WriteOutcome::NameTaken,
             _ => WriteOutcome::Stale,
         };
-        match self.transact_conditions(items, None).await? {
+        match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the old guard failed: it is missing or held by another record (a
             // restore, a hand edit). Rename anyway, which repairs the record's guard.
             Some(failed) if failed == [false, true, false] => {
                 tracing::warn!(integration_id = %old.id, "old name guard missing or not this record's; renaming without it");
                 Ok(
-                    match self
-                        .transact_conditions(vec![update, new_guard], None)
-                        .await?
-                    {
+                    match self.transact_conditions(vec![update, new_guard]).await? {
                         None => WriteOutcome::Written,
                         Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
                     },
@@ -493,7 +484,7 @@ impl IntegrationStore for DynamoStore {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let record = TransactWriteItem::builder().delete(del).build();
         let items = vec![record.clone(), self.delete_guard(&old.name, &old.id)?];
-        match self.transact_conditions(items, None).await? {
+        match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the guard failed: it is missing or held by another record. The record
             // still goes; another record's guard is left alone.
@@ -799,6 +790,26 @@ mod tests {
             Ok(WriteOutcome::Written)
         ));
         assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn every_transaction_carries_a_client_request_token() {
+        use aws_smithy_mocks::mock;
+        // The token is what makes the SDK's own retries idempotent in DynamoDB.
+        let rule = mock!(aws_sdk_dynamodb::Client::transact_write_items)
+            .match_requests(|r| r.client_request_token().is_some_and(|t| !t.is_empty()))
+            .then_output(|| {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput::builder()
+                    .build()
+            });
+        let client = aws_smithy_mocks::mock_client!(
+            aws_sdk_dynamodb,
+            aws_smithy_mocks::RuleMode::MatchAny,
+            [&rule]
+        );
+        let store = DynamoStore::new(client, "table");
+        assert_eq!(store.transact_conditions(vec![]).await.unwrap(), None);
+        assert_eq!(rule.num_calls(), 1);
     }
 
     #[tokio::test]
