@@ -74,10 +74,14 @@ curl -fsS -o /dev/null "http://127.0.0.1:$day_api/integrations/aws" \
   || { log "the stack did not answer within 15 minutes; its log:"; cat "$day_log" >&2; exit 1; }
 log "user's day: the stack answers on 127.0.0.1:$day_api; running tests/tests/user_day.rs"
 day_start=$SECONDS
+# The same cargo selection as the test run above, so nothing is rebuilt: `-p local-stack`
+# alone would unify other features and compile the workspace a third time. Only the
+# ignored user's-day test matches the filter; every other binary runs nothing.
 set +e
 IK_STACK_URL="http://127.0.0.1:$day_api" IK_STACK_TOKEN="local-dev-token" \
   IK_STACK_MOTO_URL="http://127.0.0.1:$day_moto" IK_STACK_DYNAMODB_URL="http://127.0.0.1:$day_ddb" \
-  cargo test -p local-stack --test user_day -- --ignored --test-threads=1 --nocapture 2>&1 \
+  cargo test --workspace --all-targets -- --ignored --exact a_users_day_on_one_long_lived_stack \
+    --test-threads=1 --nocapture 2>&1 \
   | tee "$REPO/.local/user-day.log"
 status=${PIPESTATUS[0]}
 set -e
@@ -93,3 +97,6 @@ log "OpenAPI: spec and every recorded response"
 log "template checks (cfn-lint, sam validate --lint, route drift)"
 LOCAL_ROUTES_CMD="$REPO/target/debug/local-api --routes" scripts/check-template.sh
 log "all checks passed"
+# One closing line for every cargo test run above (the suites and the user's day).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+  "$REPO/.local/cargo-test.log" "$REPO/.local/user-day.log"
