@@ -4,7 +4,7 @@
 Collects every `Type: HttpApi` event of every function in template.yaml as
 (METHOD, PATH, binary), the binary taken from the function's Metadata.BuildProperties.Binary,
 and compares that set with the output of $LOCAL_ROUTES_CMD (default:
-`cargo run -q -p local-stack --bin local-api -- --routes`), which prints one route a line:
+`cargo run -q -p local-harness --bin local-api -- --routes`), which prints one route a line:
 `METHOD PATH binary`. Differences are printed both ways; any drift exits 1.
 
 It also checks the template against itself: every event route must have a matching
@@ -24,7 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "template.yaml"
-DEFAULT_CMD = "cargo run -q -p local-stack --bin local-api -- --routes"
+DEFAULT_CMD = "cargo run -q -p local-harness --bin local-api -- --routes"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 Route = tuple[str, str, str]

@@ -42,7 +42,7 @@ if [ -x "$REPO/target/debug/local-api" ]; then
 else
   log "building the local API for the first time: about 11 minutes on 2 cores (cargo's progress follows); later runs take seconds"
 fi
-cargo build -p local-stack --bin local-api
+cargo build -p local-harness --bin local-api
 
 start_dynamodb_local "$DYNAMODB_PORT" "$REPO/.local/dynamodb-local.log"
 start_moto "$MOTO_PORT" "$REPO/.local/moto.log"

@@ -74,7 +74,7 @@ curl -fsS -o /dev/null "http://127.0.0.1:$day_api/integrations/aws" \
   || { log "the stack did not answer within 15 minutes; its log:"; cat "$day_log" >&2; exit 1; }
 log "user's day: the stack answers on 127.0.0.1:$day_api; running tests/tests/user_day.rs"
 day_start=$SECONDS
-# The same cargo selection as the test run above, so nothing is rebuilt: `-p local-stack`
+# The same cargo selection as the test run above, so nothing is rebuilt: `-p local-harness`
 # alone would unify other features and compile the workspace a third time. Only the
 # ignored user's-day test matches the filter; every other binary runs nothing.
 set +e

@@ -7,8 +7,8 @@ use aws_sdk_kms::operation::encrypt::{EncryptError, EncryptOutput};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::error::KmsInternalException;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
-use ik_shared::aws::{dynamo::DynamoStore, kms::KmsSealer};
-use ik_shared::service::IntegrationService;
+use integrations_core::app::integrations::Integrations;
+use integrations_core::aws::{dynamo::DynamoStore, kms::KmsSealer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -44,17 +44,17 @@ fn encrypt_ok() -> Rule {
         .build()
 }
 
-fn service(kms_rules: &[&Rule], ddb_rules: &[&Rule]) -> IntegrationService {
+fn service(kms_rules: &[&Rule], ddb_rules: &[&Rule]) -> Integrations {
     let kms = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules);
     let ddb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, ddb_rules);
-    IntegrationService::new(
+    Integrations::new(
         Arc::new(DynamoStore::new(ddb, "table")),
         Arc::new(KmsSealer::new(kms, "key")),
     )
 }
 
-async fn call(svc: &IntegrationService) -> (u16, Option<String>, String, Value) {
-    let resp = ik_shared::api::create_integration(svc, create_event()).await;
+async fn call(svc: &Integrations) -> (u16, Option<String>, String, Value) {
+    let resp = integrations_core::http::create::handle(svc, create_event()).await;
     let status = resp.status().as_u16();
     let retry = resp
         .headers()

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
-use ik_shared::aws::dynamo::{INDEX_BUCKET_SWEEP, INDEX_BY_NAME};
+use integrations_core::aws::dynamo::{INDEX_BUCKET_SWEEP, INDEX_BY_NAME};
 
 #[derive(Debug, Clone)]
 pub struct Stack {

@@ -2,9 +2,10 @@
 //! checks `Authorization: Bearer <token>`, matches the route, builds the same event
 //! API Gateway would send, and hands it to the function's real handler.
 
-use crate::{Function, Functions, Route, ROUTES};
+use crate::{Function, Functions, Route};
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
+use integrations_core::http::routes::{match_path, RouteMatch};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,49 +17,6 @@ pub struct Gateway {
     pub token: String,
     pub principal: String,
     counter: AtomicU64,
-}
-
-pub enum RouteMatch {
-    Found(Route, HashMap<String, String>),
-    MethodNotAllowed,
-    NotFound,
-}
-
-/// Matches `/integrations/aws/01J...` against `/integrations/aws/{id}`. Like API
-/// Gateway, a literal segment wins over a parameter (`/setup-policies` is not an id).
-pub fn match_route(method: &str, path: &str) -> RouteMatch {
-    let path = path.trim_end_matches('/');
-    let segs: Vec<&str> = path.split('/').collect();
-    let mut best: Option<(usize, Route, HashMap<String, String>)> = None;
-    let mut path_matched = false;
-    for route in ROUTES {
-        let tmpl: Vec<&str> = route.path.split('/').collect();
-        if tmpl.len() != segs.len() {
-            continue;
-        }
-        let mut params = HashMap::new();
-        let ok = tmpl.iter().zip(&segs).all(|(t, s)| {
-            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                params.insert(name.to_owned(), (*s).to_owned());
-                !s.is_empty()
-            } else {
-                t == s
-            }
-        });
-        if !ok {
-            continue;
-        }
-        path_matched = true;
-        let better = best.as_ref().is_none_or(|(n, _, _)| params.len() < *n);
-        if route.method == method && better {
-            best = Some((params.len(), *route, params));
-        }
-    }
-    match best {
-        Some((_, route, params)) => RouteMatch::Found(route, params),
-        None if path_matched => RouteMatch::MethodNotAllowed,
-        None => RouteMatch::NotFound,
-    }
 }
 
 /// The API Gateway v2 event for one request, as the real service builds it.
@@ -99,7 +57,7 @@ pub fn apigw_event(
             }
         }
     }
-    let route_key = format!("{} {}", route.method, route.path);
+    let route_key = route.key;
     let (body, b64) = match std::str::from_utf8(body) {
         Ok(s) => (s.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
@@ -229,9 +187,9 @@ impl Gateway {
         headers: &HeaderMap,
         body: &[u8],
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let (route, params) = match match_route(method.as_str(), path) {
+        let (route, params) = match match_path(method.as_str(), path) {
             RouteMatch::Found(r, p) => (r, p),
-            RouteMatch::MethodNotAllowed | RouteMatch::NotFound => {
+            RouteMatch::MethodNotAllowed(_) | RouteMatch::NotFound => {
                 return gateway_message(StatusCode::NOT_FOUND, "Not Found")
             }
         };
@@ -283,7 +241,7 @@ pub async fn invoke_event(
     event: &Value,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
     match lambda_http::request::from_str(&event.to_string()) {
-        Ok(req) => response_parts(functions.invoke_http(function, req).await),
+        Ok(req) => response_parts(crate::invoke_http(functions, function, req).await),
         Err(e) => gateway_message(
             StatusCode::BAD_GATEWAY,
             &format!("event does not deserialise: {e}"),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The event EventBridge sends for a `rate(...)` schedule (events/provision-bucket.sweep.json).
 pub fn scheduled_event() -> Value {
-    let now = ik_shared::model::now_rfc3339();
+    let now = integrations_core::domain::now_rfc3339();
     json!({
         "version": "0",
         "id": format!("local-sweep-{now}"),
@@ -31,7 +31,12 @@ pub async fn run(functions: Arc<Functions>, every: Duration) {
     tick.tick().await; // the first tick is immediate; the schedule's first run is not
     loop {
         tick.tick().await;
-        match ik_shared::provision::dispatch(&functions.provisioner, scheduled_event()).await {
+        match integrations_core::events::provision_bucket::handle(
+            &functions.provisioner,
+            scheduled_event(),
+        )
+        .await
+        {
             Ok(report) if report["due"] != 0 => {
                 tracing::info!(%report, "scheduled state bucket sweep")
             }

@@ -16,7 +16,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use ik_shared::provision::STREAM_FILTER;
+use integrations_core::aws::dynamo::STREAM_FILTER;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -92,7 +92,8 @@ pub async fn deliver(functions: &Functions, records: Vec<Value>) {
                 return;
             }
         };
-        let response = functions.provisioner.handle_stream(event).await;
+        let response =
+            integrations_core::events::stream::handle(&functions.provisioner, &event).await;
         let failed: Vec<String> = response
             .batch_item_failures
             .into_iter()

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use ik_shared::model::Sealed;
-use ik_shared::ports::{SealContext, SecretSealer};
+use integrations_core::domain::Sealed;
+use integrations_core::ports::{SealContext, SecretSealer};
 use secrecy_check::*;
 use serde_json::{json, Value};
 
@@ -156,7 +156,7 @@ async fn stored_item_holds_only_ciphertext_bound_to_its_record() {
         }
     }
 
-    let sealer = ik_shared::aws::kms::KmsSealer::new(
+    let sealer = integrations_core::aws::kms::KmsSealer::new(
         aws_sdk_kms::Client::new(&env.sdk),
         env.stack.kms_key_id.clone(),
     );
@@ -422,8 +422,8 @@ async fn requests_without_a_principal_are_refused() {
     assert_eq!(r.status(), 401);
     // Straight to the handlers with an event that carries no authorizer context.
     for (function, method) in [
-        (local_stack::Function::CreateIntegration, "POST"),
-        (local_stack::Function::ManageIntegrations, "GET"),
+        (local_harness::Function::CreateIntegration, "POST"),
+        (local_harness::Function::ManageIntegrations, "GET"),
     ] {
         let event = json!({
             "version": "2.0", "routeKey": format!("{method} /integrations/aws"),
@@ -434,7 +434,7 @@ async fn requests_without_a_principal_are_refused() {
             "body": form("nobody").to_string(), "isBase64Encoded": false,
         });
         let (status, headers, body) =
-            local_stack::gateway::invoke_event(&env.functions, function, &event).await;
+            local_harness::gateway::invoke_event(&env.functions, function, &event).await;
         assert_eq!(status, 401);
         assert_eq!(headers["content-type"], "application/problem+json");
         let body: Value = serde_json::from_slice(&body).unwrap();
@@ -531,19 +531,22 @@ async fn every_event_payload_runs_through_its_handler() {
     for path in &files {
         let file = path.file_name().unwrap().to_str().unwrap();
         let binary = file.split('.').next().unwrap();
-        let Some(function) = local_stack::Function::from_binary(binary) else {
+        let Some(function) = local_harness::Function::from_binary(binary) else {
             continue; // events of functions covered by their own tests
         };
         let mut text = std::fs::read_to_string(path).unwrap();
         if let Some(id) = &id {
-            text = text.replace(local_stack::EVENT_SAMPLE_ID, id);
+            text = text.replace(local_harness::EVENT_SAMPLE_ID, id);
         }
         let event: Value = serde_json::from_str(&text).unwrap();
-        let body = if function == local_stack::Function::ProvisionBucket {
+        let body = if function == local_harness::Function::ProvisionBucket {
             // One binary, two triggers: the Lambda entry point tells them apart.
-            let out = ik_shared::provision::dispatch(&env.functions.provisioner, event)
-                .await
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let out = integrations_core::events::provision_bucket::handle(
+                &env.functions.provisioner,
+                event,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
             if let Some(failures) = out.get("batchItemFailures") {
                 assert_eq!(failures, &json!([]), "{file}");
                 out
@@ -560,7 +563,7 @@ async fn every_event_payload_runs_through_its_handler() {
             }
         } else {
             let (status, _, body) =
-                local_stack::gateway::invoke_event(&env.functions, function, &event).await;
+                local_harness::gateway::invoke_event(&env.functions, function, &event).await;
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             assert!(
                 (200..300).contains(&status.as_u16()),
@@ -580,7 +583,11 @@ async fn every_event_payload_runs_through_its_handler() {
                 .await
                 .unwrap();
             let b = i.state_bucket.unwrap();
-            assert_eq!(b.status, ik_shared::model::BucketStatus::Ready, "{b:?}");
+            assert_eq!(
+                b.status,
+                integrations_core::domain::BucketStatus::Ready,
+                "{b:?}"
+            );
         }
         ran += 1;
     }
@@ -738,7 +745,7 @@ async fn bodies_not_declared_as_json_get_415() {
 async fn bodies_over_the_payload_limit_get_413() {
     let env = TestEnv::new().await;
     let mut body = form("too-large");
-    body["description"] = json!("x".repeat(local_stack::gateway::MAX_PAYLOAD));
+    body["description"] = json!("x".repeat(local_harness::gateway::MAX_PAYLOAD));
     let r = env.post("/integrations/aws", &body).await;
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(r.body["message"], "Request Entity Too Large");
@@ -751,7 +758,7 @@ async fn bodies_over_the_payload_limit_get_413() {
 #[tokio::test]
 async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use ik_shared::aws::dynamo::DynamoStore;
+    use integrations_core::aws::dynamo::DynamoStore;
     let env = TestEnv::new().await;
     let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
     let table = env.stack.table.clone();

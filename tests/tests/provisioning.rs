@@ -8,12 +8,12 @@ use aws_sdk_s3::types::{
 };
 use common::iam::*;
 use common::*;
-use ik_shared::model::BucketStatus;
-use ik_shared::provision::Outcome;
+use integrations_core::app::provisioning::Outcome;
+use integrations_core::domain::BucketStatus;
 use serde_json::{json, Value};
 
 fn s3(env: &TestEnv) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(ik_shared::aws::s3_config(&env.sdk).build())
+    aws_sdk_s3::Client::from_conf(integrations_core::aws::s3_config(&env.sdk).build())
 }
 
 fn bucket_form(name: &str, account: &str, region: Option<&str>) -> Value {
@@ -202,7 +202,7 @@ async fn duplicate_and_concurrent_stream_records_provision_once() {
             .join("../events/provision-bucket.stream.json"),
     )
     .unwrap()
-    .replace(local_stack::EVENT_SAMPLE_ID, &id);
+    .replace(local_harness::EVENT_SAMPLE_ID, &id);
     let event: Value = serde_json::from_str(&template).unwrap();
     let mut record = event["Records"][0].clone();
     let mut records = Vec::new();
@@ -214,7 +214,10 @@ async fn duplicate_and_concurrent_stream_records_provision_once() {
     let batch: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_value(json!({ "Records": records })).unwrap();
     let p = &env.functions.provisioner;
-    let (a, b) = tokio::join!(p.handle_stream(batch.clone()), p.handle_stream(batch));
+    let (a, b) = tokio::join!(
+        integrations_core::events::stream::handle(p, &batch),
+        integrations_core::events::stream::handle(p, &batch)
+    );
     assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
     let stored = env.functions.integrations.get(&id).await.unwrap();
     let sb = stored.state_bucket.unwrap();
@@ -322,16 +325,19 @@ async fn partial_batch_response_lists_exactly_the_failed_records() {
         .enumerate()
         .map(|(n, id)| {
             let e: Value =
-                serde_json::from_str(&template.replace(local_stack::EVENT_SAMPLE_ID, id)).unwrap();
+                serde_json::from_str(&template.replace(local_harness::EVENT_SAMPLE_ID, id))
+                    .unwrap();
             let mut r = e["Records"][0].clone();
             r["dynamodb"]["SequenceNumber"] = json!(format!("seq-{n}"));
             r
         })
         .collect();
-    let out =
-        ik_shared::provision::dispatch(&env.functions.provisioner, json!({ "Records": records }))
-            .await
-            .unwrap();
+    let out = integrations_core::events::provision_bucket::handle(
+        &env.functions.provisioner,
+        json!({ "Records": records }),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out["batchItemFailures"],
         json!([{"itemIdentifier": "seq-1"}])
@@ -393,7 +399,7 @@ async fn failures_in_the_users_account_are_recorded_with_actionable_reasons() {
     // 1. taken: account B owns infrakitchen-<C>-bucket.
     let taken_bucket = format!("infrakitchen-{ACCOUNT_C}-bucket");
     let b_s3 = aws_sdk_s3::Client::from_conf(
-        ik_shared::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
+        integrations_core::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
     );
     b_s3.create_bucket()
         .bucket(&taken_bucket)
@@ -672,13 +678,18 @@ async fn terraform_writes_versioned_state_into_the_bucket_and_the_lock_holds() {
 
 /// A provisioner over the env's table whose re-drive thresholds are one second, so a
 /// test can make a bucket "stuck" by waiting instead of by editing the clock.
-fn impatient_provisioner(env: &TestEnv) -> ik_shared::provision::Provisioner {
-    let settings = ik_shared::provision::Settings {
+fn impatient_provisioner(env: &TestEnv) -> integrations_core::app::provisioning::Provisioner {
+    let settings = integrations_core::app::provisioning::Settings {
         pending_after: std::time::Duration::from_secs(1),
         stale_after: std::time::Duration::from_secs(1),
         ..Default::default()
     };
-    ik_shared::provisioner(&env.sdk, env.functions.integrations.clone(), settings)
+    let config = integrations_core::wiring::Config {
+        table: env.stack.table.clone(),
+        kms_key_id: env.stack.kms_key_id.clone(),
+        provisioning: settings,
+    };
+    integrations_core::wiring::Services::new(&env.sdk, &env.sdk, &config).provisioner
 }
 
 /// Issue 8 item 3: a bucket whose stream event was lost stays `pending`; a retry
@@ -686,11 +697,11 @@ fn impatient_provisioner(env: &TestEnv) -> ik_shared::provision::Provisioner {
 /// request on a `ready` bucket queues nothing (200, not 202).
 #[tokio::test]
 async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
-    use ik_shared::provision::{request, SweepReport};
+    use integrations_core::app::provisioning::SweepReport;
     // No stream poller: every stream event of this table is "lost".
     let env = TestEnv::new().await;
     let p = impatient_provisioner(&env);
-    let store = env.functions.integrations.store().clone();
+    let store = env.store();
     let created = env
         .post(
             "/integrations/aws",
@@ -716,7 +727,7 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Overdue: a retry request writes it pending again (a new stream record).
-    let again = request(&p, &id).await.unwrap();
+    let again = p.request(&id).await.unwrap();
     assert_eq!(again.status, BucketStatus::Pending);
     assert_ne!(
         json!(again.status_changed_at),
@@ -724,7 +735,7 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
         "the re-drive is a new write"
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let before = ik_shared::model::timestamp_ago(std::time::Duration::ZERO);
+    let before = integrations_core::domain::timestamp_ago(std::time::Duration::ZERO);
     assert_eq!(
         store
             .buckets_due(BucketStatus::Pending, &before, 10)
@@ -767,11 +778,11 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
 /// and never touches ready or failed buckets.
 #[tokio::test]
 async fn the_sweeper_takes_over_crashed_runs_only() {
-    use ik_shared::model::{now_rfc3339, StateBucket};
-    use ik_shared::ports::{BucketGuard, WriteOutcome};
+    use integrations_core::domain::{now_rfc3339, StateBucket};
+    use integrations_core::ports::{BucketGuard, WriteOutcome};
     let env = TestEnv::new().await;
     let p = impatient_provisioner(&env);
-    let store = env.functions.integrations.store().clone();
+    let store = env.store();
     let mut ids = Vec::new();
     for name in ["crashed", "live", "done"] {
         let r = env

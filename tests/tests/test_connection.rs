@@ -290,7 +290,8 @@ async fn state_bucket_available_owned_taken_forbidden() {
     let (_, keys) = w.user(ACCOUNT_A, "bucketeer", Some(s3_policy)).await;
     let mut form = subject(ACCOUNT_A, &keys);
     form["create_state_bucket"] = json!(true);
-    let s3 = aws_sdk_s3::Client::from_conf(ik_shared::aws::s3_config(&sdk(&keys).await).build());
+    let s3 =
+        aws_sdk_s3::Client::from_conf(integrations_core::aws::s3_config(&sdk(&keys).await).build());
 
     let r = test(&env, &form).await;
     assert_eq!(r["ok"], true, "{r}");
@@ -304,7 +305,7 @@ async fn state_bucket_available_owned_taken_forbidden() {
 
     s3.delete_bucket().bucket(&bucket).send().await.unwrap();
     let other = aws_sdk_s3::Client::from_conf(
-        ik_shared::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
+        integrations_core::aws::s3_config(&sdk(w.admin(ACCOUNT_B)).await).build(),
     );
     other.create_bucket().bucket(&bucket).send().await.unwrap();
     let r = test(&env, &form).await;
@@ -413,15 +414,16 @@ async fn closed_endpoint() -> String {
 /// go to `endpoint`: the same saved integration, tested while AWS is out of reach.
 async fn users_aws_at(env: &TestEnv, endpoint: &str) -> TestEnv {
     let user_sdk = sdk_for(endpoint, "AKIAUNUSED0000000000", "unused").await;
-    let functions = local_stack::Functions::with_user_sdk(&env.sdk, &user_sdk, &env.stack);
-    let gateway = Arc::new(local_stack::gateway::Gateway::new(
+    let functions =
+        local_harness::functions(&env.sdk, &user_sdk, &env.stack).expect("provisioning settings");
+    let gateway = Arc::new(local_harness::gateway::Gateway::new(
         functions.clone(),
         TOKEN.into(),
         PRINCIPAL.into(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(local_stack::gateway::serve(listener, gateway.clone()));
+    tokio::spawn(local_harness::gateway::serve(listener, gateway.clone()));
     TestEnv {
         base,
         http: reqwest::Client::new(),

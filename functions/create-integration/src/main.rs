@@ -1,15 +1,16 @@
 //! `POST /integrations/aws`: validates the form, seals the secret with KMS, stores it.
+//! Routes: `integrations_core::http::create::ROUTES`.
 
+use integrations_core::{aws, http, telemetry, wiring};
 use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    ik_shared::telemetry::init();
-    let sdk = ik_shared::aws::load_config().await;
-    let svc = ik_shared::integration_service_from_env(&sdk)?;
-    let svc = &svc;
+    telemetry::init();
+    let services = wiring::Services::from_env(&aws::load_config().await)?;
+    let deps = &services.integrations;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(ik_shared::api::create_integration(svc, req).await)
+        Ok::<_, Error>(http::create::handle(deps, req).await)
     }))
     .await
 }

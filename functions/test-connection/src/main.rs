@@ -1,17 +1,17 @@
 //! Test Connection: `POST /integrations/aws/test-connection`,
 //! `POST /integrations/aws/{id}/test-connection`, `GET /integrations/aws/setup-policies`.
+//! Routes: `integrations_core::http::test_connection::ROUTES`.
 
+use integrations_core::{aws, http, telemetry, wiring};
 use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    ik_shared::telemetry::init();
-    let sdk = ik_shared::aws::load_config().await;
-    let deps =
-        ik_shared::test_connection_deps(&sdk, ik_shared::integration_service_from_env(&sdk)?);
-    let deps = &deps;
+    telemetry::init();
+    let services = wiring::Services::from_env(&aws::load_config().await)?;
+    let deps = &services.test_connection;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(ik_shared::api::test_connection(deps, req).await)
+        Ok::<_, Error>(http::test_connection::handle(deps, req).await)
     }))
     .await
 }

@@ -1,7 +1,7 @@
 //! `SecretSealer` on KMS: Encrypt/Decrypt under one key with an encryption context.
 
-use crate::error::{Dependency, Result};
-use crate::model::Sealed;
+use crate::app::error::{Dependency, Result};
+use crate::domain::integration::Sealed;
 use crate::ports::{SealContext, SecretSealer};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -41,10 +41,10 @@ impl SecretSealer for KmsSealer {
             .set_encryption_context(Some(context(ctx)))
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::Kms, "Encrypt", &e))?;
-        let blob = out.ciphertext_blob.ok_or_else(|| {
-            crate::error::Error::Internal("KMS Encrypt returned no ciphertext".into())
-        })?;
+            .map_err(|e| super::unavailable(Dependency::Kms, "Encrypt", e))?;
+        let blob = out
+            .ciphertext_blob
+            .ok_or_else(|| crate::app::Error::internal("KMS Encrypt returned no ciphertext"))?;
         Ok(Sealed(blob.into_inner()))
     }
 
@@ -58,12 +58,12 @@ impl SecretSealer for KmsSealer {
             .set_encryption_context(Some(context(ctx)))
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::Kms, "Decrypt", &e))?;
-        let plain = out.plaintext.ok_or_else(|| {
-            crate::error::Error::Internal("KMS Decrypt returned no plaintext".into())
-        })?;
+            .map_err(|e| super::unavailable(Dependency::Kms, "Decrypt", e))?;
+        let plain = out
+            .plaintext
+            .ok_or_else(|| crate::app::Error::internal("KMS Decrypt returned no plaintext"))?;
         let text = String::from_utf8(plain.into_inner())
-            .map_err(|_| crate::error::Error::Internal("decrypted secret is not UTF-8".into()))?;
+            .map_err(|e| crate::app::Error::internal_from("decrypted secret is not UTF-8", e))?;
         Ok(SecretString::from(text))
     }
 }

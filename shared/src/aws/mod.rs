@@ -1,15 +1,15 @@
 //! AWS SDK adapters for the ports, and the one SDK configuration they share.
 
+pub mod customer;
 pub mod dynamo;
 pub mod kms;
 pub mod s3admin;
-pub mod user;
 
-use crate::error::{Dependency, Error};
+use crate::app::error::{Dependency, Error};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 
 /// Timeouts for the service's own calls (DynamoDB, KMS). Every call is bounded; API
@@ -38,18 +38,19 @@ pub fn s3_config(sdk: &SdkConfig) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some())
 }
 
-/// Turns a failed SDK call into a retryable `Unavailable`, logging the details for
-/// operators. SDK error texts carry codes and request ids, never request payloads.
+/// Turns a failed SDK call into a retryable `Unavailable`, keeping the SDK error as its
+/// source; it is logged once, where it is mapped. SDK error texts carry codes and request
+/// ids, never request payloads.
 pub fn unavailable<E, R>(
     dependency: Dependency,
     operation: &'static str,
-    err: &SdkError<E, R>,
+    err: SdkError<E, R>,
 ) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let (code, secs) = match err {
+    let (code, secs) = match &err {
         SdkError::TimeoutError(_) => ("Timeout".to_owned(), 1),
         SdkError::DispatchFailure(_) => ("ConnectionFailure".to_owned(), 1),
         SdkError::ResponseError(_) => ("InvalidResponse".to_owned(), 2),
@@ -64,17 +65,11 @@ where
         }
         _ => ("RequestNotSent".to_owned(), 5),
     };
-    tracing::warn!(
-        dependency = dependency.as_str(),
-        operation,
-        code,
-        error = %DisplayErrorContext(err),
-        "dependency call failed"
-    );
     Error::Unavailable {
         dependency,
         operation,
         code,
         retry_after: Duration::from_secs(secs),
+        source: Some(Box::new(err)),
     }
 }

@@ -1,7 +1,7 @@
 //! `BucketAdmin` on S3 with a user's credentials: create, confirm ownership, harden.
 
-use super::user::{failure, UserAws};
-use crate::model::bucket_arn;
+use super::customer::{failure, CustomerAccount};
+use crate::domain::integration::bucket_arn;
 use crate::ports::{AwsCredentials, AwsFailure, BucketAdmin, CreateBucket, FailureKind, Hardening};
 use async_trait::async_trait;
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
@@ -184,7 +184,7 @@ async fn tagging(s3: &Client, bucket: &str, tags: &[(String, String)]) -> Result
 }
 
 #[async_trait]
-impl BucketAdmin for UserAws {
+impl BucketAdmin for CustomerAccount {
     async fn create_bucket(
         &self,
         creds: &AwsCredentials,

@@ -1,5 +1,5 @@
 //! `check-names`: the operator's consistency check of the integrations table's name
-//! guards (see `ik_shared::aws::dynamo::NameCheck`). Uses the standard AWS SDK
+//! guards (see `integrations_core::aws::dynamo::NameCheck`). Uses the standard AWS SDK
 //! configuration, so it runs against AWS or the local stack alike:
 //!
 //!   TABLE_NAME=<table> cargo run -p ik-shared --bin check-names [-- --repair]
@@ -8,13 +8,13 @@
 //! ones, then checks again. Exits 1 while anything is inconsistent (contested names need
 //! a person: rename one of the two records), so it can run from a schedule or CI.
 
-use ik_shared::aws::dynamo::DynamoStore;
+use integrations_core::aws::dynamo::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repair = std::env::args().any(|a| a == "--repair");
-    let table = ik_shared::env("TABLE_NAME")?;
-    let sdk = ik_shared::aws::load_config().await;
+    let table = integrations_core::wiring::env("TABLE_NAME")?;
+    let sdk = integrations_core::aws::load_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
     let mut check = store.check_names().await?;
     if repair && !check.is_consistent() {

@@ -4,8 +4,8 @@
 //! every route on http://127.0.0.1:3000 through the real handlers, with a stand-in for
 //! API Gateway's JWT authorizer and for the stream's event source mapping.
 
-use local_stack::gateway::{self, Gateway};
-use local_stack::{bootstrap, Functions, ROUTES};
+use local_harness::gateway::{self, Gateway};
+use local_harness::{bootstrap, ROUTES};
 use std::sync::Arc;
 
 fn var(name: &str, default: &str) -> String {
@@ -20,11 +20,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().any(|a| a == "--routes") {
         // One line per route, for the template drift check (scripts/check_routes.py).
         for r in ROUTES {
-            println!("{} {} {}", r.method, r.path, r.function.binary());
+            println!("{} {} {}", r.method(), r.path(), r.function.binary());
         }
         return Ok(());
     }
-    ik_shared::telemetry::init();
+    integrations_core::telemetry::init();
     let host = var("LOCAL_API_HOST", "127.0.0.1");
     let port = var("LOCAL_API_PORT", "3000");
     let token = var("LOCAL_API_TOKEN", "local-dev-token");
@@ -32,9 +32,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let table = var("TABLE_NAME", "infrakitchen-integrations");
     let key = var("KMS_KEY_ID", "alias/infrakitchen-integrations");
 
-    let sdk = ik_shared::aws::load_config().await;
+    let sdk = integrations_core::aws::load_config().await;
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
-    let functions = Functions::new(&sdk, &stack);
+    let functions = local_harness::functions(&sdk, &sdk, &stack)?;
     let gw = Arc::new(Gateway::new(
         functions.clone(),
         token.clone(),
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     if let Some(arn) = stack.stream_arn.clone() {
         // Plays the event source mapping: pending buckets are provisioned with no extra step.
-        tokio::spawn(local_stack::streams::run(
+        tokio::spawn(local_harness::streams::run(
             sdk.clone(),
             arn,
             functions.clone(),
@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .ok()
         .filter(|s| *s > 0)
         .ok_or("LOCAL_SWEEP_INTERVAL_SECONDS must be a positive whole number")?;
-    tokio::spawn(local_stack::schedule::run(
+    tokio::spawn(local_harness::schedule::run(
         functions.clone(),
         std::time::Duration::from_secs(sweep_every),
     ));
@@ -79,7 +79,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("API:         {base}  (token: {token}, principal: {principal})");
     println!("routes:");
     for r in ROUTES {
-        println!("  {:<7}{:<45}-> {}", r.method, r.path, r.function.binary());
+        println!(
+            "  {:<7}{:<45}-> {}",
+            r.method(),
+            r.path(),
+            r.function.binary()
+        );
     }
     println!(
         r#"

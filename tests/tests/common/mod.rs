@@ -9,9 +9,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_types::origin::Origin;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
-use local_stack::bootstrap::{self, Stack};
-use local_stack::gateway::{self, Gateway};
-use local_stack::Functions;
+use local_harness::bootstrap::{self, Stack};
+use local_harness::gateway::{self, Gateway};
+use local_harness::Functions;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub async fn sdk_for(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(key, secret, None, None, "test"))
-        .timeout_config(ik_shared::aws::service_timeouts())
+        .timeout_config(integrations_core::aws::service_timeouts())
         .load()
         .await;
     if endpoint != moto_url() {
@@ -105,6 +105,16 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// The stack's table through the service's own DynamoDB adapter, for tests that set
+    /// up states the API cannot reach (a crashed run, a lost event).
+    #[allow(dead_code)]
+    pub fn store(&self) -> Arc<dyn integrations_core::ports::IntegrationStore> {
+        Arc::new(integrations_core::aws::dynamo::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.stack.table,
+        ))
+    }
+
     pub async fn new() -> Self {
         let sdk = sdk_for(&moto_url(), "test", "test").await;
         Self::with_sdk(sdk).await
@@ -119,7 +129,8 @@ impl TestEnv {
 
     /// Serves the gateway over an existing stack with the given SDK configuration.
     pub async fn serve(sdk: SdkConfig, stack: Stack) -> Self {
-        let functions = Functions::new(&sdk, &stack);
+        let functions =
+            local_harness::functions(&sdk, &sdk, &stack).expect("provisioning settings");
         Self::serve_functions(sdk, stack, functions).await
     }
 
@@ -219,7 +230,8 @@ impl TestEnv {
         let stack = bootstrap::ensure(&sdk, &unique("it"), &unique("alias/it"))
             .await
             .expect("bootstrap the local stack (DynamoDB Local and moto)");
-        let functions = Functions::with_user_sdk(&sdk, &user_sdk, &stack);
+        let functions =
+            local_harness::functions(&sdk, &user_sdk, &stack).expect("provisioning settings");
         Self::serve_functions(sdk, stack, functions).await
     }
 }
@@ -246,7 +258,7 @@ pub fn capture_logs() {
             .json()
             // The most verbose setting an operator could choose: trace, with the
             // service's own caps on payload-carrying SDK targets.
-            .with_env_filter(ik_shared::telemetry::filter("trace"))
+            .with_env_filter(integrations_core::telemetry::filter("trace"))
             .with_writer(|| LogWriter)
             .try_init();
     });
@@ -270,7 +282,7 @@ impl TestEnv {
     /// Plays the event source mapping for this env's table, as the local API does.
     pub fn start_stream_poller(&self) {
         let arn = self.stack.stream_arn.clone().expect("table has a stream");
-        tokio::spawn(local_stack::streams::run(
+        tokio::spawn(local_harness::streams::run(
             self.sdk.clone(),
             arn,
             self.functions.clone(),
@@ -319,8 +331,8 @@ pub fn record(
         return;
     };
     let route_path = path.split('?').next().unwrap_or(path);
-    let local_stack::gateway::RouteMatch::Found(route, _) =
-        local_stack::gateway::match_route(method, route_path)
+    let integrations_core::http::routes::RouteMatch::Found(route, _) =
+        integrations_core::http::routes::match_path(method, route_path)
     else {
         return;
     };
@@ -335,7 +347,7 @@ pub fn record(
         .collect();
     let line = serde_json::json!({
         "method": method,
-        "route": route.path,
+        "route": route.path(),
         "status": status,
         "content_type": headers.get("content-type").and_then(|v| v.to_str().ok()),
         "headers": hdrs,

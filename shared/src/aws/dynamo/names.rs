@@ -5,7 +5,7 @@
 //! path); `repair_names` fixes what can be fixed without choosing between two records.
 
 use super::{guard_key, s, DynamoStore, Item};
-use crate::error::{Dependency, Error, Result};
+use crate::app::error::{Dependency, Error, Result};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -94,7 +94,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| super::super::unavailable(Dependency::DynamoDb, "Scan", &e))?;
+                .map_err(|e| super::super::unavailable(Dependency::DynamoDb, "Scan", e))?;
             for item in out.items.unwrap_or_default() {
                 let Some(pk) = text(&item, "pk") else {
                     continue;
@@ -154,7 +154,7 @@ fn applied<T, E>(
     op: &'static str,
 ) -> Result<usize>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match res {
         Ok(_) => Ok(1),
@@ -164,7 +164,7 @@ where
         {
             Ok(0)
         }
-        Err(e) => Err::<usize, Error>(super::super::unavailable(Dependency::DynamoDb, op, &e)),
+        Err(e) => Err::<usize, Error>(super::super::unavailable(Dependency::DynamoDb, op, e)),
     }
 }
 

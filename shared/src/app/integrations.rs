@@ -1,9 +1,10 @@
-//! Use cases for integrations: create, read, list, update, delete, state-bucket requests.
+//! Use cases for integrations: create, read, list, update, delete, record a test,
+//! request a state bucket.
 
-use crate::error::{Error, Result};
-use crate::model::{
-    now_rfc3339, BucketStatus, Integration, IntegrationPatch, LastTest, NewIntegration, Principal,
-    StateBucket,
+use super::error::{Error, Result};
+use crate::domain::{
+    is_integration_id, now_rfc3339, BucketStatus, Caller, Integration, IntegrationPatch, LastTest,
+    NewIntegration, StateBucket,
 };
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext,
@@ -12,13 +13,14 @@ use crate::ports::{
 use secrecy::SecretString;
 use std::sync::Arc;
 
+/// The integration use cases over a store and a secret sealer, built once per process.
 #[derive(Clone)]
-pub struct IntegrationService {
+pub struct Integrations {
     store: Arc<dyn IntegrationStore>,
     sealer: Arc<dyn SecretSealer>,
 }
 
-/// An `Idempotency-Key` as the caller sent it, with a fingerprint of the request body.
+/// A caller's idempotency key for a create, with a fingerprint of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRequest {
     pub key: String,
@@ -33,7 +35,7 @@ pub enum Created {
     Replayed(String),
 }
 
-/// `If-Match` as the caller sent it.
+/// The revision a caller expects to change (none, any existing one, or exactly one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
     None,
@@ -50,18 +52,9 @@ fn name_taken(name: &str) -> Error {
     }
 }
 
-/// Integration ids are ULIDs; anything else cannot exist, so it is a 404, not a lookup.
-pub fn is_valid_id(id: &str) -> bool {
-    ulid::Ulid::from_string(id).is_ok() && id.len() == 26
-}
-
-impl IntegrationService {
+impl Integrations {
     pub fn new(store: Arc<dyn IntegrationStore>, sealer: Arc<dyn SecretSealer>) -> Self {
         Self { store, sealer }
-    }
-
-    pub fn store(&self) -> &Arc<dyn IntegrationStore> {
-        &self.store
     }
 
     /// Creates an integration. With an idempotency key (scoped to the caller), a retry of
@@ -70,7 +63,7 @@ impl IntegrationService {
     /// its own record.
     pub async fn create(
         &self,
-        who: &Principal,
+        who: &Caller,
         form: NewIntegration,
         key: Option<IdempotencyRequest>,
     ) -> Result<Created> {
@@ -115,7 +108,7 @@ impl IntegrationService {
                 key: format!("{}#{}", who.0, k.key),
                 fingerprint: k.fingerprint,
                 response: serde_json::to_string(&integration.view())
-                    .map_err(|e| Error::Internal(format!("serialising the view: {e}")))?,
+                    .map_err(|e| Error::internal_from("serialising the view", e))?,
             }),
         };
         match self
@@ -127,12 +120,12 @@ impl IntegrationService {
             CreateOutcome::Replay { response } => Ok(Created::Replayed(response)),
             CreateOutcome::NameTaken => Err(name_taken(&integration.name)),
             CreateOutcome::KeyReused => Err(Error::IdempotencyKeyReused),
-            CreateOutcome::IdTaken => Err(Error::Internal("ULID collision on create".into())),
+            CreateOutcome::IdTaken => Err(Error::internal("ULID collision on create")),
         }
     }
 
     pub async fn get(&self, id: &str) -> Result<Integration> {
-        if !is_valid_id(id) {
+        if !is_integration_id(id) {
             return Err(Error::not_found(format!("integration '{id}'")));
         }
         self.store
@@ -174,10 +167,16 @@ impl IntegrationService {
         }
     }
 
-    /// Applies a PATCH body. Parsing needs the stored account id (it is immutable).
-    pub async fn update(&self, id: &str, body: &[u8], pre: Precondition) -> Result<Integration> {
+    /// Applies a change. `patch` builds it from the current record: what a change may
+    /// contain depends on it (a pasted role ARN must name the stored, immutable account).
+    pub async fn update(
+        &self,
+        id: &str,
+        pre: Precondition,
+        patch: impl FnOnce(&Integration) -> Result<IntegrationPatch>,
+    ) -> Result<Integration> {
         let current = self.get(id).await?;
-        let patch = crate::validation::parse_patch(body, &current.aws_account_id)?;
+        let patch = patch(&current)?;
         Self::check_precondition(&current, pre)?;
         let next = self.apply(&current, patch).await?;
         match self.store.update(&next, &current).await? {
@@ -241,7 +240,7 @@ impl IntegrationService {
         &self,
         integration: &Integration,
         secret: &SecretString,
-    ) -> Result<crate::model::Sealed> {
+    ) -> Result<crate::domain::Sealed> {
         self.sealer
             .seal(
                 secret,
@@ -272,7 +271,7 @@ impl IntegrationService {
         match self.store.delete(&current).await? {
             WriteOutcome::Written => Ok(()),
             WriteOutcome::Stale => Err(self.stale(id, pre).await),
-            WriteOutcome::NameTaken => Err(Error::Internal("name guard on delete".into())),
+            WriteOutcome::NameTaken => Err(Error::internal("name guard on delete")),
         }
     }
 
@@ -281,7 +280,7 @@ impl IntegrationService {
     pub async fn record_test(
         &self,
         id: &str,
-        outcome: crate::connection::Outcome,
+        outcome: super::connection::Outcome,
     ) -> Result<Option<LastTest>> {
         let Some(ok) = outcome.recorded_ok() else {
             return Ok(None);
@@ -326,7 +325,7 @@ impl IntegrationService {
                 .get(id)
                 .await?
                 .state_bucket
-                .ok_or_else(|| Error::Internal("state bucket vanished".into())),
+                .ok_or_else(|| Error::internal("state bucket vanished")),
         }
     }
 }

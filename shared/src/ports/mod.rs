@@ -1,8 +1,8 @@
 //! The small traits the use cases need from the outside world. AWS adapters in
 //! `crate::aws` implement them; tests may substitute their own.
 
-use crate::error::Result;
-use crate::model::{BucketStatus, Integration, LastTest, Sealed, StateBucket};
+use crate::app::error::Result;
+use crate::domain::{BucketStatus, Integration, LastTest, Sealed, StateBucket};
 use async_trait::async_trait;
 use secrecy::SecretString;
 
@@ -129,7 +129,7 @@ impl std::fmt::Debug for AwsCredentials {
         f.debug_struct("AwsCredentials")
             .field(
                 "access_key_id",
-                &crate::model::mask_key_id(&self.access_key_id),
+                &crate::domain::mask_key_id(&self.access_key_id),
             )
             .field("secret_access_key", &"[REDACTED]")
             .field(
@@ -410,7 +410,7 @@ pub enum CreateBucket {
 /// The hardened state of a Terraform state bucket, applied on every run so reruns converge.
 #[derive(Debug, Clone)]
 pub struct Hardening {
-    pub partition: crate::model::Partition,
+    pub partition: crate::domain::Partition,
     pub noncurrent_days: u32,
     /// SSE-KMS (with a bucket key) under this key; SSE-S3 when `None`.
     pub kms_key_arn: Option<String>,

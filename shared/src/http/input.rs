@@ -1,8 +1,8 @@
 //! The integration form's rules. Every field is checked and every violation is reported
 //! at once, named by its JSON field, so a person can fix the whole form in one go.
 
-use crate::error::{Error, FieldError};
-use crate::model::{IntegrationPatch, NewIntegration, DEFAULT_REGION, DEFAULT_SESSION_DURATION};
+use crate::app::error::{Error, FieldError};
+use crate::domain::{IntegrationPatch, NewIntegration, DEFAULT_REGION, DEFAULT_SESSION_DURATION};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 use unicode_normalization::UnicodeNormalization;
@@ -745,7 +745,7 @@ pub fn role_name_in(
         ));
     }
     if let Some(r) = region {
-        let p = crate::model::Partition::of_region(r).as_str();
+        let p = crate::domain::Partition::of_region(r).as_str();
         if p != *partition {
             return Err(format!(
                 "is a role ARN of partition {partition}, but aws_default_region {r} is in \
@@ -834,8 +834,8 @@ pub fn principal_arn(s: &str) -> Result<String, String> {
     }
 }
 
-pub fn arn_partition(arn: &str) -> crate::model::Partition {
-    use crate::model::Partition::*;
+pub fn arn_partition(arn: &str) -> crate::domain::Partition {
+    use crate::domain::Partition::*;
     match arn.split(':').nth(1) {
         Some("aws-cn") => AwsCn,
         Some("aws-us-gov") => AwsUsGov,

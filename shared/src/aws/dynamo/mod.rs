@@ -10,8 +10,8 @@
 //! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
 //! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
 
-use crate::error::{Dependency, Error, Result};
-use crate::model::{BucketStatus, Integration, LastTest, StateBucket};
+use crate::app::error::{Dependency, Error, Result};
+use crate::domain::{BucketStatus, Integration, LastTest, StateBucket};
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
 };
@@ -28,6 +28,27 @@ use std::collections::HashMap;
 
 mod names;
 pub use names::{NameCheck, OrphanGuard, RecordName};
+
+/// Lambda event filter of the stream trigger (template.yaml `FilterCriteria`): only
+/// records whose new image has a pending state bucket invoke the function.
+pub const STREAM_FILTER: &str = r#"{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"state_bucket": {"M": {"status": {"S": ["pending"]}}}}}}"#;
+
+/// The integration id of a stream image (the table's JSON form, as Lambda delivers it)
+/// whose state bucket is pending: the same test as [`STREAM_FILTER`], applied again in
+/// case the filter is missing.
+pub fn pending_bucket_of_image(image: &serde_json::Value) -> Option<String> {
+    let status = image
+        .pointer("/state_bucket/M/status/S")
+        .and_then(|v| v.as_str())?;
+    if status != "pending" {
+        return None;
+    }
+    image
+        .pointer("/pk/S")
+        .and_then(|v| v.as_str())?
+        .strip_prefix("I#")
+        .map(str::to_owned)
+}
 
 pub const INDEX_BY_NAME: &str = "by_name";
 pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
@@ -115,12 +136,12 @@ fn to_item(i: &Integration) -> Result<Item> {
         sweep_at: sweep.map(|(_, at)| at),
         integration: i,
     })
-    .map_err(|e| Error::Internal(format!("serialising integration: {e}")))
+    .map_err(|e| Error::internal_from("serialising an integration", e))
 }
 
 fn from_item(item: Item) -> Result<Integration> {
     serde_dynamo::from_item(item)
-        .map_err(|e| Error::Internal(format!("stored integration does not parse: {e}")))
+        .map_err(|e| Error::internal_from("a stored integration does not parse", e))
 }
 
 /// Continuation token: where the previous page stopped, and the filter it was for.
@@ -147,8 +168,8 @@ fn decode_token(raw: &str, label: &Option<String>) -> Result<Token> {
     // Every decoded field is checked: a forged sort key (empty, too long) would otherwise
     // reach DynamoDB as an invalid ExclusiveStartKey and come back as a 503.
     let name_key_ok =
-        crate::validation::name(&t.name_key).is_ok() && t.name_key == t.name_key.to_lowercase();
-    if t.v != 1 || !crate::service::is_valid_id(&t.id) || !name_key_ok {
+        crate::http::input::name(&t.name_key).is_ok() && t.name_key == t.name_key.to_lowercase();
+    if t.v != 1 || !crate::domain::is_integration_id(&t.id) || !name_key_ok {
         return Err(bad());
     }
     if &t.label != label {
@@ -226,7 +247,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::DynamoDb, "GetItem", &e))?;
+            .map_err(|e| super::unavailable(Dependency::DynamoDb, "GetItem", e))?;
         let item = out.item.unwrap_or_default();
         let text = |f: &str| item.get(f).and_then(|v| v.as_s().ok()).cloned();
         match (text("fingerprint"), text("response")) {
@@ -240,6 +261,7 @@ impl DynamoStore {
                 operation: "GetItem",
                 code: "IdempotencyKeyExpired".into(),
                 retry_after: std::time::Duration::from_secs(1),
+                source: None,
             }),
         }
     }
@@ -302,7 +324,7 @@ impl DynamoStore {
                     return Err(super::unavailable(
                         Dependency::DynamoDb,
                         "TransactWriteItems",
-                        &e,
+                        e,
                     ))
                 }
             }
@@ -316,7 +338,7 @@ impl DynamoStore {
             .condition_expression(condition)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
             .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -336,7 +358,7 @@ impl DynamoStore {
             .condition_expression("integration_id = :id")
             .expression_attribute_values(":id", s(id))
             .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         Ok(TransactWriteItem::builder().delete(del).build())
     }
 }
@@ -386,7 +408,7 @@ impl IntegrationStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::DynamoDb, "GetItem", &e))?;
+            .map_err(|e| super::unavailable(Dependency::DynamoDb, "GetItem", e))?;
         out.item.map(from_item).transpose()
     }
 
@@ -440,7 +462,7 @@ impl IntegrationStore for DynamoStore {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let update = TransactWriteItem::builder().update(update).build();
         let renamed = new.name.to_lowercase() != old.name.to_lowercase();
         if !renamed {
@@ -481,7 +503,7 @@ impl IntegrationStore for DynamoStore {
             .condition_expression("revision = :expected")
             .expression_attribute_values(":expected", AttributeValue::N(old.revision.to_string()))
             .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let record = TransactWriteItem::builder().delete(del).build();
         let items = vec![record.clone(), self.delete_guard(&old.name, &old.id)?];
         match self.transact_conditions(items).await? {
@@ -533,7 +555,7 @@ impl IntegrationStore for DynamoStore {
             let out = req
                 .send()
                 .await
-                .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", &e))?;
+                .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", e))?;
             let mut cut = false;
             for item in out.items.unwrap_or_default() {
                 if items.len() == q.limit {
@@ -567,8 +589,8 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome> {
-        let value =
-            serde_dynamo::to_attribute_value(test).map_err(|e| Error::Internal(e.to_string()))?;
+        let value = serde_dynamo::to_attribute_value(test)
+            .map_err(|e| Error::internal_from("serialising last_test", e))?;
         let res = self
             .client
             .update_item()
@@ -588,8 +610,8 @@ impl IntegrationStore for DynamoStore {
         bucket: &StateBucket,
         guard: BucketGuard<'_>,
     ) -> Result<WriteOutcome> {
-        let value =
-            serde_dynamo::to_attribute_value(bucket).map_err(|e| Error::Internal(e.to_string()))?;
+        let value = serde_dynamo::to_attribute_value(bucket)
+            .map_err(|e| Error::internal_from("serialising a state bucket", e))?;
         let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":b".to_owned(), value),
             (":t".to_owned(), AttributeValue::Bool(true)),
@@ -672,7 +694,7 @@ impl IntegrationStore for DynamoStore {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", &e))?;
+            .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", e))?;
         Ok(out
             .items
             .unwrap_or_default()
@@ -700,7 +722,7 @@ fn conditional<T>(
         Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
             Ok(WriteOutcome::Stale)
         }
-        Err(e) => Err(super::unavailable(Dependency::DynamoDb, op, &e)),
+        Err(e) => Err(super::unavailable(Dependency::DynamoDb, op, e)),
     }
 }
 

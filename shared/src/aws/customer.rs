@@ -34,11 +34,11 @@ pub fn user_call_timeouts() -> TimeoutConfig {
 }
 
 #[derive(Clone)]
-pub struct UserAws {
+pub struct CustomerAccount {
     sdk: SdkConfig,
 }
 
-impl UserAws {
+impl CustomerAccount {
     pub fn new(sdk: &SdkConfig) -> Self {
         Self {
             sdk: sdk
@@ -199,7 +199,7 @@ where
 }
 
 #[async_trait]
-impl AwsIdentity for UserAws {
+impl AwsIdentity for CustomerAccount {
     async fn caller_identity(
         &self,
         creds: &AwsCredentials,
@@ -251,7 +251,7 @@ impl AwsIdentity for UserAws {
 }
 
 #[async_trait]
-impl BucketAccess for UserAws {
+impl BucketAccess for CustomerAccount {
     async fn head_bucket(
         &self,
         creds: &AwsCredentials,

@@ -4,8 +4,8 @@
 //! not be reached (or answered with its own failure), the report says so and blames
 //! nothing on the user: its outcome is `unreachable`, not `failed`.
 
-use crate::model::{bucket_arn, mask_key_id, role_arn, state_bucket_name, LastTest, Partition};
-use crate::policies;
+use crate::domain::policies;
+use crate::domain::{bucket_arn, mask_key_id, role_arn, state_bucket_name, LastTest, Partition};
 use crate::ports::{
     AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAccess, CallerIdentity, FailureKind,
     HeadBucket,
@@ -112,7 +112,7 @@ pub struct Report {
 }
 
 /// What to test: the form's fields, with the secret still wrapped.
-pub struct Subject<'a> {
+pub struct ConnectionUnderTest<'a> {
     pub aws_account_id: &'a str,
     pub aws_access_key_id: &'a str,
     pub secret: &'a SecretString,
@@ -130,12 +130,12 @@ pub struct ConnectionTester {
     budget: Duration,
 }
 
-struct Clock {
+struct Budget {
     deadline: Instant,
     budget: Duration,
 }
 
-impl Clock {
+impl Budget {
     /// Runs one AWS call within what is left of the budget.
     async fn call<T>(
         &self,
@@ -309,8 +309,8 @@ impl ConnectionTester {
         }
     }
 
-    pub async fn run(&self, s: &Subject<'_>) -> Report {
-        let clock = Clock {
+    pub async fn run(&self, s: &ConnectionUnderTest<'_>) -> Report {
+        let clock = Budget {
             deadline: Instant::now() + self.budget,
             budget: self.budget,
         };
@@ -566,7 +566,7 @@ impl ConnectionTester {
         &self,
         caller: &CallerIdentity,
         role_arn: &str,
-        s: &Subject<'_>,
+        s: &ConnectionUnderTest<'_>,
         f: &AwsFailure,
         ms: u64,
     ) -> Step {
@@ -625,7 +625,7 @@ impl ConnectionTester {
 
     async fn bucket_step(
         &self,
-        clock: &Clock,
+        clock: &Budget,
         creds: &AwsCredentials,
         region: &str,
         partition: Partition,
@@ -726,7 +726,7 @@ impl ConnectionTester {
 }
 
 /// One sentence for a person, by outcome.
-fn summary(outcome: Outcome, steps: &[Step], s: &Subject<'_>) -> String {
+fn summary(outcome: Outcome, steps: &[Step], s: &ConnectionUnderTest<'_>) -> String {
     match outcome {
         Outcome::Passed => {
             let mut shown = vec!["the keys authenticate".to_owned()];

@@ -130,6 +130,24 @@ impl StateBucket {
     }
 }
 
+/// The block users paste into their Terraform/OpenTofu configuration. Workspaces other
+/// than `default` get their own keys under `workspace_key_prefix`.
+pub fn backend_block(bucket: &str, region: &str, integration_name: &str) -> String {
+    format!(
+        r#"terraform {{
+  backend "s3" {{
+    bucket               = "{bucket}"
+    key                  = "{integration_name}/terraform.tfstate"
+    workspace_key_prefix = "workspaces"
+    region               = "{region}"
+    encrypt              = true
+    use_lockfile         = true
+  }}
+}}
+"#
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastTest {
     pub at: String,
@@ -266,9 +284,14 @@ impl IntegrationPatch {
     }
 }
 
-/// Who called, from the API Gateway authorizer.
+/// Who called: a JWT subject or an IAM principal's ARN, as the gateway verified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub String);
+pub struct Caller(pub String);
+
+/// Integration ids are ULIDs; anything else cannot exist, so it is a 404, not a lookup.
+pub fn is_integration_id(id: &str) -> bool {
+    ulid::Ulid::from_string(id).is_ok() && id.len() == 26
+}
 
 /// Current UTC time as a fixed-width RFC 3339 timestamp (see [`timestamp`]).
 pub fn now_rfc3339() -> String {

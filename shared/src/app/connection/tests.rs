@@ -109,7 +109,7 @@ async fn run(fake: Fake, role: bool, bucket: bool) -> Report {
     let fake = Arc::new(fake);
     let tester = ConnectionTester::new(fake.clone(), fake);
     tester
-        .run(&Subject {
+        .run(&ConnectionUnderTest {
             aws_account_id: ACCOUNT,
             aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
             secret: &secret,
@@ -321,7 +321,7 @@ async fn a_hung_call_ends_at_the_budget() {
     tester.budget = Duration::from_millis(50);
     let secret = SecretString::from("s".repeat(40));
     let r = tester
-        .run(&Subject {
+        .run(&ConnectionUnderTest {
             aws_account_id: ACCOUNT,
             aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
             secret: &secret,

@@ -1,7 +1,7 @@
 //! The IAM policy documents the setup guide tells users to paste, filled in with real
 //! values. Used by the setup-policies route and by Test Connection's hints.
 
-use crate::model::{bucket_arn, Partition};
+use crate::domain::integration::{bucket_arn, Partition};
 use serde_json::{json, Value};
 
 /// The role's trust policy: lets the integration's IAM user assume the role.

@@ -1,0 +1,134 @@
+//! One provisioning run in the user's account: assume the role if one is set, create or
+//! adopt the bucket, check its owner, harden it; and the reasons a person can act on.
+
+use super::Provisioner;
+use crate::app::error::Result;
+use crate::domain::{bucket_arn, role_arn, Integration, Partition, StateBucket};
+use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
+
+impl Provisioner {
+    /// `Ok(Ok(arn))` ready, `Ok(Err(reason))` failed in the user's account, `Err` ours.
+    pub(super) async fn run(
+        &self,
+        i: &Integration,
+        bucket: &StateBucket,
+    ) -> Result<std::result::Result<String, String>> {
+        let partition = Partition::of_region(&bucket.region);
+        let secret = self.integrations.secret_of(i).await?;
+        let user = AwsCredentials {
+            access_key_id: i.aws_access_key_id.clone(),
+            secret_access_key: secret,
+            session_token: None,
+        };
+        let creds = match &i.aws_assumed_role_name {
+            None => user,
+            Some(role) => {
+                let arn = role_arn(partition, &i.aws_account_id, role);
+                let session = format!(
+                    "infrakitchen-{}",
+                    ulid::Ulid::new().to_string().to_lowercase()
+                );
+                let req = AssumeRole {
+                    role_arn: &arn,
+                    session_name: &session,
+                    duration_seconds: i.aws_session_duration,
+                    external_id: i.aws_external_id.as_deref(),
+                };
+                match self.identity.assume_role(&user, &bucket.region, &req).await {
+                    Ok(c) => c,
+                    Err(f) => return Ok(Err(reason("AssumeRole", &arn, &f))),
+                }
+            }
+        };
+        let arn = bucket_arn(partition, &bucket.name);
+        match self
+            .s3
+            .create_bucket(&creds, &bucket.region, &bucket.name)
+            .await
+        {
+            Ok(CreateBucket::Created | CreateBucket::AlreadyOwned) => {}
+            Ok(CreateBucket::Taken) => return Ok(Err(taken(&bucket.name, &i.aws_account_id))),
+            Err(f) => return Ok(Err(reason("CreateBucket", &arn, &f))),
+        }
+        match self
+            .s3
+            .owned_by(&creds, &bucket.region, &bucket.name, &i.aws_account_id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(Err(taken(&bucket.name, &i.aws_account_id))),
+            Err(f) => return Ok(Err(reason("HeadBucket", &arn, &f))),
+        }
+        let spec = Hardening {
+            partition,
+            noncurrent_days: self.settings.noncurrent_days,
+            kms_key_arn: self.settings.kms_key_arn.clone(),
+            tags: vec![
+                ("infrakitchen:integration-id".into(), i.id.clone()),
+                ("infrakitchen:integration-name".into(), i.name.clone()),
+                ("infrakitchen:purpose".into(), "terraform-state".into()),
+            ],
+        };
+        let failures = self
+            .s3
+            .harden(&creds, &bucket.region, &bucket.name, &spec)
+            .await;
+        if !failures.is_empty() {
+            let reasons: Vec<String> = failures.iter().map(|(op, f)| reason(op, &arn, f)).collect();
+            return Ok(Err(format!(
+                "the bucket exists but is not fully hardened: {}",
+                reasons.join("; ")
+            )));
+        }
+        Ok(Ok(arn))
+    }
+}
+
+/// The IAM permission an S3 operation needs, for failure reasons.
+fn permission(op: &str) -> &'static str {
+    match op {
+        "CreateBucket" => "s3:CreateBucket",
+        "HeadBucket" => "s3:ListBucket",
+        "PutBucketVersioning" => "s3:PutBucketVersioning",
+        "PutBucketEncryption" => "s3:PutEncryptionConfiguration",
+        "PutPublicAccessBlock" => "s3:PutBucketPublicAccessBlock",
+        "PutBucketOwnershipControls" => "s3:PutBucketOwnershipControls",
+        "PutBucketPolicy" => "s3:PutBucketPolicy",
+        "PutBucketLifecycleConfiguration" => "s3:PutLifecycleConfiguration",
+        "PutBucketTagging" => "s3:PutBucketTagging",
+        "AssumeRole" => "sts:AssumeRole",
+        _ => "the matching permission",
+    }
+}
+
+fn reason(op: &str, resource: &str, f: &AwsFailure) -> String {
+    // One classification for every caller (`AwsFailure::kind`).
+    use FailureKind as K;
+    match f.kind() {
+        K::Denied => format!(
+            "{op} was denied ({}): the credentials lack {} on {resource}",
+            f.describe(),
+            permission(op)
+        ),
+        K::InvalidCredentials => format!(
+            "{op} was refused: AWS does not accept the integration's access key ({}); \
+             rotate the keys (PATCH with both key fields), then retry with POST .../state-bucket",
+            f.describe()
+        ),
+        k if k.is_outage() => format!(
+            "{op} could not be completed because AWS could not be reached or answered with \
+             its own failure ({}); this is not a permission problem: retry with POST \
+             .../state-bucket",
+            f.describe()
+        ),
+        _ => format!("{op} failed: {}", f.describe()),
+    }
+}
+
+fn taken(bucket: &str, account: &str) -> String {
+    format!(
+        "bucket name {bucket} is owned by another AWS account: S3 names are global. Ask that \
+         account's owner to delete it, or register the integration for the account that owns \
+         it; the name is fixed to infrakitchen-{account}-bucket"
+    )
+}

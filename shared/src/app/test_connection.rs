@@ -1,0 +1,61 @@
+//! The Test Connection use cases: test an unsaved form, or a saved integration and
+//! record its verdict.
+
+use super::connection::{ConnectionTester, ConnectionUnderTest, Report};
+use super::error::Result;
+use super::integrations::Integrations;
+use crate::domain::NewIntegration;
+
+/// Dependencies of the test-connection function, built once per process.
+#[derive(Clone)]
+pub struct TestConnection {
+    pub integrations: Integrations,
+    pub tester: ConnectionTester,
+}
+
+impl TestConnection {
+    /// Tests a form before it is saved (an invalid form never gets here).
+    pub async fn test_form(&self, form: &NewIntegration) -> Report {
+        self.tester
+            .run(&ConnectionUnderTest {
+                aws_account_id: &form.aws_account_id,
+                aws_access_key_id: &form.aws_access_key_id,
+                secret: &form.aws_secret_access_key,
+                role: form.aws_assumed_role_name.as_deref(),
+                external_id: form.aws_external_id.as_deref(),
+                session_duration: form.aws_session_duration,
+                region: &form.aws_default_region,
+                check_bucket: form.create_state_bucket,
+            })
+            .await
+    }
+
+    /// Tests a saved integration with its stored secret and records the verdict as its
+    /// `last_test`, unless AWS could not be reached (that says nothing of the keys).
+    pub async fn test_saved(&self, id: &str) -> Result<Report> {
+        let i = self.integrations.get(id).await?;
+        let secret = self.integrations.secret_of(&i).await?;
+        let mut report = self
+            .tester
+            .run(&ConnectionUnderTest {
+                aws_account_id: &i.aws_account_id,
+                aws_access_key_id: &i.aws_access_key_id,
+                secret: &secret,
+                role: i.aws_assumed_role_name.as_deref(),
+                external_id: i.aws_external_id.as_deref(),
+                session_duration: i.aws_session_duration,
+                region: &i.aws_default_region,
+                check_bucket: i.create_state_bucket,
+            })
+            .await;
+        drop(secret);
+        report.last_test = self.integrations.record_test(id, report.outcome).await?;
+        report.recorded = Some(report.last_test.is_some());
+        if report.last_test.is_none() {
+            report
+                .summary
+                .push_str(" Not recorded: the integration's last_test keeps its previous value.");
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,102 @@
+//! The manage-integrations function: list, read, change and delete integrations.
+
+use super::error::ApiError;
+use super::input;
+use super::request::{json_body, path_id, precondition, query};
+use super::response::{json, with_etag};
+use super::routes::{dispatch, Routes};
+use crate::app::integrations::Integrations;
+use crate::app::FieldError;
+use crate::domain::Caller;
+use crate::ports::ListQuery;
+use http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json as value;
+
+pub const ROUTES: Routes<Integrations> = &[
+    ("GET /integrations/aws", |s, who, r| {
+        Box::pin(list(s, who, r))
+    }),
+    ("GET /integrations/aws/{id}", |s, who, r| {
+        Box::pin(get(s, who, r))
+    }),
+    ("PATCH /integrations/aws/{id}", |s, who, r| {
+        Box::pin(update(s, who, r))
+    }),
+    ("DELETE /integrations/aws/{id}", |s, who, r| {
+        Box::pin(delete(s, who, r))
+    }),
+];
+
+pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body> {
+    dispatch(integrations, ROUTES, req).await
+}
+
+async fn list(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let page = svc.list(&list_query(&req)?).await?;
+    let items: Vec<_> = page.items.iter().map(|i| i.view()).collect();
+    json(
+        StatusCode::OK,
+        &value!({"items": items, "next_token": page.next_token}),
+    )
+}
+
+async fn get(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let i = svc.get(&path_id(&req)?).await?;
+    Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))
+}
+
+async fn update(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let id = path_id(&req)?;
+    let pre = precondition(&req)?;
+    let body = json_body(&req)?;
+    let i = svc
+        .update(&id, pre, |current| {
+            input::parse_patch(body, &current.aws_account_id)
+        })
+        .await?;
+    Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))
+}
+
+async fn delete(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let id = path_id(&req)?;
+    svc.delete(&id, precondition(&req)?).await?;
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+/// `?limit=1..100&label=<label>&next_token=<token>`; every bad parameter named at once.
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
+    let mut errors = Vec::new();
+    let limit = match query(req, "limit") {
+        None => 50,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 100",
+                ));
+                50
+            }
+        },
+    };
+    // Normalised as stored labels are, so `?label=Prod` finds `prod`.
+    let label = query(req, "label").and_then(|l| match input::label(&l) {
+        Ok(l) => Some(l),
+        Err(m) => {
+            errors.push(FieldError::new("label", m));
+            None
+        }
+    });
+    if !errors.is_empty() {
+        return Err(crate::app::Error::Validation(errors).into());
+    }
+    Ok(ListQuery {
+        label,
+        limit,
+        // `?next_token=` (empty) is the first page, as if absent.
+        next_token: query(req, "next_token").filter(|t| !t.is_empty()),
+    })
+}

@@ -1,0 +1,292 @@
+//! The HTTP API's routes, keyed by API Gateway's `routeKey` (the same strings as
+//! template.yaml's `Path`/`Method` pairs and the local gateway's; `scripts/check_routes.py`
+//! and a unit test check them), and the one dispatch every function uses.
+
+use super::error::ApiError;
+use super::request::caller;
+use crate::domain::Caller;
+use futures::future::BoxFuture;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::collections::HashMap;
+
+/// The functions of template.yaml, by their binary names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    CreateIntegration,
+    ManageIntegrations,
+    TestConnection,
+    ProvisionBucket,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [
+        Function::CreateIntegration,
+        Function::ManageIntegrations,
+        Function::TestConnection,
+        Function::ProvisionBucket,
+    ];
+
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::CreateIntegration => "create-integration",
+            Function::ManageIntegrations => "manage-integrations",
+            Function::TestConnection => "test-connection",
+            Function::ProvisionBucket => "provision-bucket",
+        }
+    }
+
+    pub fn from_binary(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.binary() == name)
+    }
+}
+
+/// One route: API Gateway's `routeKey` (`METHOD /path/{param}`) and its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub key: &'static str,
+    pub function: Function,
+}
+
+impl Route {
+    pub fn method(&self) -> &'static str {
+        self.key.split_once(' ').map_or(self.key, |(m, _)| m)
+    }
+
+    pub fn path(&self) -> &'static str {
+        self.key.split_once(' ').map_or("", |(_, p)| p)
+    }
+}
+
+const fn route(key: &'static str, function: Function) -> Route {
+    Route { key, function }
+}
+
+/// Every route of the HTTP API.
+pub const ROUTES: &[Route] = &[
+    route("POST /integrations/aws", Function::CreateIntegration),
+    route("GET /integrations/aws", Function::ManageIntegrations),
+    route("GET /integrations/aws/{id}", Function::ManageIntegrations),
+    route("PATCH /integrations/aws/{id}", Function::ManageIntegrations),
+    route(
+        "DELETE /integrations/aws/{id}",
+        Function::ManageIntegrations,
+    ),
+    route(
+        "POST /integrations/aws/test-connection",
+        Function::TestConnection,
+    ),
+    route(
+        "POST /integrations/aws/{id}/test-connection",
+        Function::TestConnection,
+    ),
+    route(
+        "GET /integrations/aws/setup-policies",
+        Function::TestConnection,
+    ),
+    route(
+        "POST /integrations/aws/{id}/state-bucket",
+        Function::ProvisionBucket,
+    ),
+    route(
+        "GET /integrations/aws/{id}/state-bucket",
+        Function::ProvisionBucket,
+    ),
+];
+
+/// What a method and path match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteMatch {
+    Found(Route, HashMap<String, String>),
+    /// A known path without this method: the methods it has.
+    MethodNotAllowed(Vec<&'static str>),
+    NotFound,
+}
+
+/// Matches `/integrations/aws/01J...` against `/integrations/aws/{id}`. Like API
+/// Gateway, a literal segment wins over a parameter (`/setup-policies` is not an id).
+pub fn match_path(method: &str, path: &str) -> RouteMatch {
+    let path = path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut best: Option<(usize, Route, HashMap<String, String>)> = None;
+    let mut best_path: Option<(usize, &'static str)> = None;
+    for route in ROUTES {
+        let Some(params) = bind(route.path(), &segs) else {
+            continue;
+        };
+        // The most literal template is the path's; its methods are what `Allow` lists.
+        if best_path.is_none_or(|(n, _)| params.len() < n) {
+            best_path = Some((params.len(), route.path()));
+        }
+        let better = best.as_ref().is_none_or(|(n, _, _)| params.len() < *n);
+        if route.method() == method && better {
+            best = Some((params.len(), *route, params));
+        }
+    }
+    match (best, best_path) {
+        (Some((_, route, params)), _) => RouteMatch::Found(route, params),
+        (None, Some((_, template))) => RouteMatch::MethodNotAllowed(
+            ROUTES
+                .iter()
+                .filter(|r| r.path() == template)
+                .map(|r| r.method())
+                .collect(),
+        ),
+        (None, None) => RouteMatch::NotFound,
+    }
+}
+
+fn bind(template: &str, segs: &[&str]) -> Option<HashMap<String, String>> {
+    let tmpl: Vec<&str> = template.split('/').collect();
+    if tmpl.len() != segs.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (t, s) in tmpl.iter().zip(segs) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            if s.is_empty() {
+                return None;
+            }
+            params.insert(name.to_owned(), (*s).to_owned());
+        } else if t != s {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+/// A route's handler: the function's dependencies, the authenticated caller (a handler
+/// that runs is authenticated), and the request.
+pub type Handler<D> =
+    for<'a> fn(&'a D, Caller, Request) -> BoxFuture<'a, Result<Response<Body>, ApiError>>;
+
+/// A function's route table: `routeKey` -> handler.
+pub type Routes<D> = &'static [(&'static str, Handler<D>)];
+
+/// The `routeKey` API Gateway matched; events without one (hand-made test events) are
+/// matched here by method and path.
+fn route_key(req: &Request) -> Option<String> {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        if let Some(key) = ctx.route_key.as_deref().filter(|k| *k != "$default") {
+            return Some(key.to_owned());
+        }
+    }
+    match match_path(req.method().as_str(), req.uri().path()) {
+        RouteMatch::Found(route, _) => Some(route.key.to_owned()),
+        _ => None,
+    }
+}
+
+/// The error for a request no route of this function takes: `405` with `Allow` on a
+/// known path, `404` otherwise.
+pub fn not_routed(method: &str, path: &str) -> ApiError {
+    match match_path(method, path) {
+        RouteMatch::MethodNotAllowed(allow) => ApiError::MethodNotAllowed {
+            method: method.to_owned(),
+            allow: allow.join(", "),
+        },
+        _ => ApiError::NoRoute {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        },
+    }
+}
+
+/// Runs the handler of the request's route (authenticated first), or answers 401/404/405.
+pub async fn dispatch<D>(deps: &D, routes: Routes<D>, req: Request) -> Response<Body> {
+    super::run(req, async |req: Request| {
+        let key = route_key(&req);
+        let handler = routes
+            .iter()
+            .find(|(k, _)| Some(*k) == key.as_deref())
+            .map(|(_, h)| *h);
+        let Some(handler) = handler else {
+            return Err(not_routed(req.method().as_str(), req.uri().path()));
+        };
+        let who = caller(&req)?;
+        handler(deps, who, req).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        match match_path("GET", "/integrations/aws/setup-policies") {
+            RouteMatch::Found(r, p) => {
+                assert_eq!(r.key, "GET /integrations/aws/setup-policies");
+                assert!(p.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        match match_path("GET", "/integrations/aws/01J/state-bucket/") {
+            RouteMatch::Found(r, p) => {
+                assert_eq!(r.function, Function::ProvisionBucket);
+                assert_eq!(p.get("id").map(String::as_str), Some("01J"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_known_path_lists_its_methods() {
+        assert_eq!(
+            match_path("PUT", "/integrations/aws/01J"),
+            RouteMatch::MethodNotAllowed(vec!["GET", "PATCH", "DELETE"])
+        );
+        // The literal path's methods, not those of `{id}` it also matches.
+        assert_eq!(
+            match_path("PUT", "/integrations/aws/setup-policies"),
+            RouteMatch::MethodNotAllowed(vec!["GET"])
+        );
+        // As in API Gateway, a method the literal lacks falls to the parameter route.
+        assert!(matches!(
+            match_path("DELETE", "/integrations/aws/setup-policies"),
+            RouteMatch::Found(r, _) if r.key == "DELETE /integrations/aws/{id}"
+        ));
+        assert_eq!(match_path("GET", "/nope"), RouteMatch::NotFound);
+        assert_eq!(
+            match_path("GET", "/integrations/aws//x"),
+            RouteMatch::NotFound
+        );
+    }
+
+    #[test]
+    fn every_function_table_is_exactly_its_share_of_the_list() {
+        let tables: [(Function, Vec<&str>); 4] = [
+            (
+                Function::CreateIntegration,
+                keys(super::super::create::ROUTES),
+            ),
+            (
+                Function::ManageIntegrations,
+                keys(super::super::manage::ROUTES),
+            ),
+            (
+                Function::TestConnection,
+                keys(super::super::test_connection::ROUTES),
+            ),
+            (
+                Function::ProvisionBucket,
+                keys(super::super::state_bucket::ROUTES),
+            ),
+        ];
+        for (function, mut table) in tables {
+            let mut want: Vec<&str> = ROUTES
+                .iter()
+                .filter(|r| r.function == function)
+                .map(|r| r.key)
+                .collect();
+            table.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(table, want, "{function:?}");
+        }
+    }
+
+    fn keys<D>(routes: Routes<D>) -> Vec<&'static str> {
+        routes.iter().map(|(k, _)| *k).collect()
+    }
+}

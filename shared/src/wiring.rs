@@ -1,0 +1,115 @@
+//! Builds the service's dependencies once per process, from the standard AWS
+//! configuration and the function's environment. The Lambda functions and the local
+//! stack both build through here, so they run the same wiring.
+
+use crate::app::connection::ConnectionTester;
+use crate::app::integrations::Integrations;
+use crate::app::provisioning::{Provisioner, Settings};
+use crate::app::test_connection::TestConnection;
+use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore, kms::KmsSealer};
+use aws_config::SdkConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads a required environment variable at start-up, naming it when missing.
+pub fn env(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| format!("environment variable {name} must be set"))
+}
+
+/// Where the service keeps its state, and how it provisions.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table: String,
+    pub kms_key_id: String,
+    pub provisioning: Settings,
+}
+
+impl Config {
+    /// `TABLE_NAME`, `KMS_KEY_ID` and the provisioning settings.
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Config {
+            table: env("TABLE_NAME")?,
+            kms_key_id: env("KMS_KEY_ID")?,
+            provisioning: provisioning_settings()?,
+        })
+    }
+}
+
+/// Every use case, wired to the AWS adapters.
+#[derive(Clone)]
+pub struct Services {
+    pub integrations: Integrations,
+    pub test_connection: TestConnection,
+    pub provisioner: Provisioner,
+}
+
+impl Services {
+    /// `service` reaches the service's own table and key; `customer` is the base
+    /// configuration for calls made with users' credentials (STS, S3). In AWS both are
+    /// the same; tests point the second at an IAM-enforcing emulator.
+    pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Self {
+        let store = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(service),
+            &config.table,
+        ));
+        let sealer = Arc::new(KmsSealer::new(
+            aws_sdk_kms::Client::new(service),
+            &config.kms_key_id,
+        ));
+        let account = Arc::new(CustomerAccount::new(customer));
+        let integrations = Integrations::new(store.clone(), sealer);
+        Services {
+            test_connection: TestConnection {
+                integrations: integrations.clone(),
+                tester: ConnectionTester::new(account.clone(), account.clone()),
+            },
+            provisioner: Provisioner::new(
+                integrations.clone(),
+                store,
+                account.clone(),
+                account,
+                config.provisioning.clone(),
+            ),
+            integrations,
+        }
+    }
+
+    /// As in Lambda: one AWS configuration, settings from the environment.
+    pub fn from_env(sdk: &SdkConfig) -> Result<Self, String> {
+        Ok(Self::new(sdk, sdk, &Config::from_env()?))
+    }
+}
+
+/// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`,
+/// `PROVISION_STALE_AFTER_SECONDS`, `PROVISION_PENDING_AFTER_SECONDS` (defaults when unset).
+pub fn provisioning_settings() -> Result<Settings, String> {
+    let d = Settings::default();
+    let num = |name: &str, default: u64| -> Result<u64, String> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} must be a positive whole number")),
+            _ => Ok(default),
+        }
+    };
+    Ok(Settings {
+        noncurrent_days: num("STATE_BUCKET_NONCURRENT_DAYS", d.noncurrent_days as u64)? as u32,
+        kms_key_arn: std::env::var("STATE_BUCKET_KMS_KEY_ARN")
+            .ok()
+            .filter(|v| !v.trim().is_empty()),
+        stale_after: Duration::from_secs(num(
+            "PROVISION_STALE_AFTER_SECONDS",
+            d.stale_after.as_secs(),
+        )?),
+        pending_after: Duration::from_secs(num(
+            "PROVISION_PENDING_AFTER_SECONDS",
+            d.pending_after.as_secs(),
+        )?),
+    })
+}
