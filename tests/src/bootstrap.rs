@@ -3,11 +3,7 @@
 //! Idempotent, so the local stack can be restarted against the same local AWS.
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-};
-use integrations_core::aws::dynamo::{INDEX_BUCKET_SWEEP, INDEX_BY_NAME};
+use integrations_core::aws::dynamo::create_table;
 
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -18,67 +14,10 @@ pub struct Stack {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn attr(name: &str) -> Result<AttributeDefinition, BoxError> {
-    Ok(AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()?)
-}
-
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BoxError> {
-    Ok(KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()?)
-}
-
 /// Ensures the table and a KMS key (by alias) exist; returns their names.
 pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Stack, BoxError> {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let created = ddb
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("entity")?)
-        .attribute_definitions(attr("name_key")?)
-        .attribute_definitions(attr("sweep_pk")?)
-        .attribute_definitions(attr("sweep_at")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(INDEX_BY_NAME)
-                .key_schema(key("entity", KeyType::Hash)?)
-                .key_schema(key("name_key", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()?,
-        )
-        .global_secondary_indexes(
-            // Sparse: only integrations whose bucket waits (pending/provisioning) carry
-            // the keys, so the sweeper reads just those.
-            GlobalSecondaryIndex::builder()
-                .index_name(INDEX_BUCKET_SWEEP)
-                .key_schema(key("sweep_pk", KeyType::Hash)?)
-                .key_schema(key("sweep_at", KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()?,
-        )
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()?,
-        )
-        .send()
-        .await;
+    let created = create_table(&ddb, table)?.send().await;
     if let Err(e) = created {
         let exists = e
             .as_service_error()

@@ -4,7 +4,8 @@
 //! edit can separate them. `check_names` scans (an operator command, never a request
 //! path); `repair_names` fixes what can be fixed without choosing between two records.
 
-use super::{guard_key, s, DynamoStore, Item};
+use super::layout::{guard_key, string_attr, Item};
+use super::DynamoStore;
 use crate::app::error::{Dependency, Error, Result};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use serde::Serialize;
@@ -125,8 +126,8 @@ impl DynamoStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", s(guard_key(&r.name_key)))
-                .item("integration_id", s(&r.id))
+                .item("pk", string_attr(guard_key(&r.name_key)))
+                .item("integration_id", string_attr(&r.id))
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
@@ -137,9 +138,9 @@ impl DynamoStore {
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(guard_key(&g.name_key)))
+                .key("pk", string_attr(guard_key(&g.name_key)))
                 .condition_expression("integration_id = :id")
-                .expression_attribute_values(":id", s(&g.integration_id))
+                .expression_attribute_values(":id", string_attr(&g.integration_id))
                 .send()
                 .await;
             changed += applied(res, "DeleteItem")?;

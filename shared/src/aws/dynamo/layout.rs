@@ -1,0 +1,213 @@
+//! The table layout, known only here: keys, prefixes, indexes, the stream filter and
+//! the item form of a record.
+//!
+//! Items in one table (key `pk`):
+//! - `I#<id>`: the integration, with `entity = "integration"` and `name_key` (the
+//!   lower-cased name) for the `by_name` index that lists integrations sorted by name;
+//! - `N#<name_key>`: the name guard, `integration_id = <id>`. Writing a record and its
+//!   guard in one transaction makes names unique without races.
+//!
+//! While a record's state bucket is `pending` or `provisioning` it also carries
+//! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
+//! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
+
+use crate::app::error::{Error, Result};
+use crate::domain::{BucketStatus, Integration, StateBucket};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Lambda event filter of the stream trigger (template.yaml `FilterCriteria`): only
+/// records whose new image has a pending state bucket invoke the function.
+pub const STREAM_FILTER: &str = r#"{"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"state_bucket": {"M": {"status": {"S": ["pending"]}}}}}}"#;
+
+/// The integration id of a stream image (the table's JSON form, as Lambda delivers it)
+/// whose state bucket is pending: the same test as [`STREAM_FILTER`], applied again in
+/// case the filter is missing.
+pub fn pending_bucket_of_image(image: &serde_json::Value) -> Option<String> {
+    let status = image
+        .pointer("/state_bucket/M/status/S")
+        .and_then(|v| v.as_str())?;
+    if status != "pending" {
+        return None;
+    }
+    image
+        .pointer("/pk/S")
+        .and_then(|v| v.as_str())?
+        .strip_prefix("I#")
+        .map(str::to_owned)
+}
+
+pub const INDEX_BY_NAME: &str = "by_name";
+pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
+pub(super) const ENTITY: &str = "integration";
+/// Query pages read while looking for label matches before returning a short page.
+pub(super) const MAX_PAGES_PER_LIST: usize = 10;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn record_key(id: &str) -> String {
+    format!("I#{id}")
+}
+
+/// Idempotency keys are kept this long (the table's TTL on `expires_at` removes them).
+pub(super) const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
+pub(super) fn idempotency_key(scoped_key: &str) -> String {
+    format!("K#{scoped_key}")
+}
+
+pub(super) fn guard_key(name: &str) -> String {
+    format!("N#{}", name.to_lowercase())
+}
+
+pub(super) fn string_attr(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+#[derive(Serialize)]
+struct Stored<'a> {
+    pk: String,
+    entity: &'static str,
+    name_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep_pk: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sweep_at: Option<String>,
+    #[serde(flatten)]
+    integration: &'a Integration,
+}
+
+/// The sweep index keys of a bucket: present only while it may need re-driving.
+pub(super) fn sweep_keys(bucket: Option<&StateBucket>) -> Option<(&'static str, String)> {
+    let b = bucket?;
+    match b.status {
+        BucketStatus::Pending | BucketStatus::Provisioning => Some((
+            b.status.as_str(),
+            // A missing time sorts first: such a bucket is always due.
+            b.status_changed_at.clone().unwrap_or_default(),
+        )),
+        BucketStatus::Ready | BucketStatus::Failed => None,
+    }
+}
+
+/// Fields a PATCH may change. Provisioning status and test results are written by
+/// their own paths, so an update never overwrites them with what it read earlier.
+pub(super) const CALLER_FIELDS: &[&str] = &[
+    "name",
+    "name_key",
+    "description",
+    "labels",
+    "aws_access_key_id",
+    "secret_ciphertext",
+    "aws_assumed_role_name",
+    "aws_external_id",
+    "aws_session_duration",
+    "aws_default_region",
+    "create_state_bucket",
+    "updated_at",
+    "revision",
+];
+
+pub(super) fn to_item(i: &Integration) -> Result<Item> {
+    let sweep = sweep_keys(i.state_bucket.as_ref());
+    serde_dynamo::to_item(Stored {
+        pk: record_key(&i.id),
+        entity: ENTITY,
+        name_key: i.name.to_lowercase(),
+        sweep_pk: sweep.as_ref().map(|(pk, _)| *pk),
+        sweep_at: sweep.map(|(_, at)| at),
+        integration: i,
+    })
+    .map_err(|e| Error::internal_from("serialising an integration", e))
+}
+
+pub(super) fn from_item(item: Item) -> Result<Integration> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| Error::internal_from("a stored integration does not parse", e))
+}
+
+/// The table as template.yaml declares it, for stacks that create it themselves (the
+/// local harness): one key `pk`, the `by_name` index, the sparse sweep index, a stream.
+pub fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> std::result::Result<
+    aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder,
+    aws_sdk_dynamodb::error::BuildError,
+> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let index = |name: &str, hash: &str, range: &str, projection: ProjectionType| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash)?)
+            .key_schema(key(range, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(projection).build())
+            .build()
+    };
+    Ok(client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("entity")?)
+        .attribute_definitions(attr("name_key")?)
+        .attribute_definitions(attr("sweep_pk")?)
+        .attribute_definitions(attr("sweep_at")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .global_secondary_indexes(index(
+            INDEX_BY_NAME,
+            "entity",
+            "name_key",
+            ProjectionType::All,
+        )?)
+        // Sparse: only integrations whose bucket waits (pending/provisioning) carry the
+        // keys, so the sweeper reads just those.
+        .global_secondary_indexes(index(
+            INDEX_BUCKET_SWEEP,
+            "sweep_pk",
+            "sweep_at",
+            ProjectionType::KeysOnly,
+        )?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()?,
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pending_and_provisioning_buckets_are_in_the_sweep_index() {
+        let mut b = StateBucket::pending("123456789012", "us-east-1", "2026-11-26T05:35:05.000Z");
+        assert_eq!(
+            sweep_keys(Some(&b)),
+            Some(("pending", "2026-11-26T05:35:05.000Z".to_owned()))
+        );
+        b.status = BucketStatus::Provisioning;
+        assert_eq!(sweep_keys(Some(&b)).map(|k| k.0), Some("provisioning"));
+        for done in [BucketStatus::Ready, BucketStatus::Failed] {
+            b.status = done;
+            assert_eq!(sweep_keys(Some(&b)), None);
+        }
+        assert_eq!(sweep_keys(None), None);
+    }
+}
