@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The event EventBridge sends for a `rate(...)` schedule (events/provision-bucket.sweep.json).
 pub fn scheduled_event() -> Value {
-    let now = integrations_core::domain::now_rfc3339();
+    let now = integrations_core::domain::Timestamp::now();
     json!({
         "version": "0",
         "id": format!("local-sweep-{now}"),

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use integrations_core::domain::Sealed;
+use integrations_core::domain::{AccountId, IntegrationId, Sealed};
 use integrations_core::ports::{SealContext, SecretSealer};
 use secrecy_check::*;
 use serde_json::{json, Value};
@@ -161,12 +161,17 @@ async fn stored_item_holds_only_ciphertext_bound_to_its_record() {
         env.stack.kms_key_id.clone(),
     );
     let ct_a = Sealed(raw_ciphertext(&env, &ida).await);
+    let account = AccountId::parse("123456789012").unwrap();
+    let (ida_typed, idb_typed) = (
+        IntegrationId::parse(&ida).unwrap(),
+        IntegrationId::parse(&idb).unwrap(),
+    );
     let own = sealer
         .open(
             &ct_a,
             SealContext {
-                integration_id: &ida,
-                aws_account_id: "123456789012",
+                integration_id: &ida_typed,
+                aws_account_id: &account,
             },
         )
         .await
@@ -176,8 +181,8 @@ async fn stored_item_holds_only_ciphertext_bound_to_its_record() {
         .open(
             &ct_a,
             SealContext {
-                integration_id: &idb,
-                aws_account_id: "123456789012",
+                integration_id: &idb_typed,
+                aws_account_id: &account,
             },
         )
         .await;

@@ -735,7 +735,7 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
         "the re-drive is a new write"
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let before = integrations_core::domain::timestamp_ago(std::time::Duration::ZERO);
+    let before = integrations_core::domain::Timestamp::ago(std::time::Duration::ZERO);
     assert_eq!(
         store
             .buckets_due(BucketStatus::Pending, &before, 10)
@@ -778,7 +778,7 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
 /// and never touches ready or failed buckets.
 #[tokio::test]
 async fn the_sweeper_takes_over_crashed_runs_only() {
-    use integrations_core::domain::{now_rfc3339, StateBucket};
+    use integrations_core::domain::{StateBucket, Timestamp};
     use integrations_core::ports::{BucketGuard, WriteOutcome};
     let env = TestEnv::new().await;
     let p = impatient_provisioner(&env);
@@ -801,7 +801,7 @@ async fn the_sweeper_takes_over_crashed_runs_only() {
             let current = store.get(&id).await.unwrap().unwrap();
             let b = StateBucket {
                 status,
-                status_changed_at: Some(now_rfc3339()),
+                status_changed_at: Some(Timestamp::now()),
                 attempts: 1,
                 ..current.state_bucket.unwrap()
             };

@@ -3,8 +3,8 @@
 
 use super::error::{Error, Result};
 use crate::domain::{
-    is_integration_id, now_rfc3339, BucketStatus, Caller, Integration, IntegrationPatch, LastTest,
-    NewIntegration, StateBucket,
+    check_external_id_needs_role, BucketStatus, Caller, Integration, IntegrationId,
+    IntegrationName, IntegrationPatch, LastTest, NewIntegration, StateBucket, Timestamp,
 };
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext,
@@ -43,7 +43,7 @@ pub enum Precondition {
     Revision(u64),
 }
 
-fn name_taken(name: &str) -> Error {
+fn name_taken(name: &IntegrationName) -> Error {
     Error::Conflict {
         detail: format!(
             "an integration named '{name}' already exists (names are unique, ignoring case)"
@@ -67,21 +67,21 @@ impl Integrations {
         form: NewIntegration,
         key: Option<IdempotencyRequest>,
     ) -> Result<Created> {
-        let id = ulid::Ulid::new().to_string();
-        let now = now_rfc3339();
+        let id = IntegrationId::new();
+        let now = Timestamp::now();
         let sealed = self
             .sealer
             .seal(
-                &form.aws_secret_access_key,
+                form.aws_secret_access_key.secret(),
                 SealContext {
                     integration_id: &id,
                     aws_account_id: &form.aws_account_id,
                 },
             )
             .await?;
-        let state_bucket = form
-            .create_state_bucket
-            .then(|| StateBucket::pending(&form.aws_account_id, &form.aws_default_region, &now));
+        let state_bucket = form.create_state_bucket.then(|| {
+            StateBucket::pending(&form.aws_account_id, &form.aws_default_region, now.clone())
+        });
         let integration = Integration {
             id,
             name: form.name,
@@ -125,11 +125,12 @@ impl Integrations {
     }
 
     pub async fn get(&self, id: &str) -> Result<Integration> {
-        if !is_integration_id(id) {
+        // Anything but an id cannot exist: a 404 without a lookup.
+        let Ok(id) = IntegrationId::parse(id) else {
             return Err(Error::not_found(format!("integration '{id}'")));
-        }
+        };
         self.store
-            .get(id)
+            .get(id.as_str())
             .await?
             .ok_or_else(|| Error::not_found(format!("integration '{id}'")))
     }
@@ -209,13 +210,12 @@ impl Integrations {
         if let Some(r) = patch.aws_default_region {
             next.aws_default_region = r;
         }
-        if next.aws_external_id.is_some() && next.aws_assumed_role_name.is_none() {
-            return Err(Error::validation(
-                "aws_external_id",
-                "is only used with aws_assumed_role_name (the role's trust policy checks it)",
-            ));
-        }
-        let now = now_rfc3339();
+        check_external_id_needs_role(
+            next.aws_assumed_role_name.as_ref(),
+            next.aws_external_id.as_ref(),
+        )
+        .map_err(|m| Error::validation("aws_external_id", m))?;
+        let now = Timestamp::now();
         if let Some(b) = patch.create_state_bucket {
             next.create_state_bucket = b;
             // Turning it off never removes a bucket or its record: state history is precious.
@@ -223,12 +223,12 @@ impl Integrations {
                 next.state_bucket = Some(StateBucket::pending(
                     &next.aws_account_id,
                     &next.aws_default_region,
-                    &now,
+                    now.clone(),
                 ));
             }
         }
         if let Some((key_id, secret)) = patch.keys {
-            next.secret_ciphertext = self.seal_for(&next, &secret).await?;
+            next.secret_ciphertext = self.seal_for(&next, secret.secret()).await?;
             next.aws_access_key_id = key_id;
         }
         next.updated_at = now;
@@ -286,7 +286,7 @@ impl Integrations {
             return Ok(None);
         };
         let test = LastTest {
-            at: now_rfc3339(),
+            at: Timestamp::now(),
             ok,
         };
         match self.store.record_test(id, &test).await? {
@@ -307,9 +307,9 @@ impl Integrations {
                 return Ok(b.clone());
             }
         }
-        let now = now_rfc3339();
+        let now = Timestamp::now();
         let mut bucket =
-            StateBucket::pending(&current.aws_account_id, &current.aws_default_region, &now);
+            StateBucket::pending(&current.aws_account_id, &current.aws_default_region, now);
         if let Some(b) = &current.state_bucket {
             bucket.attempts = b.attempts;
         }

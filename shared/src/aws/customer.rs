@@ -3,6 +3,7 @@
 //! Clients are cheap views over the process-wide `SdkConfig`: each one reuses its HTTP
 //! client (connection pool, TLS) and only swaps in the caller's credentials and region.
 
+use crate::domain::{BucketName, Region};
 use crate::ports::{
     AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAccess, CallerIdentity, FailureKind,
     HeadBucket,
@@ -10,7 +11,7 @@ use crate::ports::{
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -71,19 +72,19 @@ impl CustomerAccount {
         )
     }
 
-    fn sts(&self, creds: &AwsCredentials, region: &str) -> aws_sdk_sts::Client {
+    fn sts(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_sts::Client {
         let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
             .credentials_provider(Self::credentials(creds))
             // Regional STS endpoint of the integration's region (and so its partition).
-            .region(Region::new(region.to_owned()))
+            .region(aws_config::Region::new(region.as_str().to_owned()))
             .build();
         aws_sdk_sts::Client::from_conf(conf)
     }
 
-    pub fn s3(&self, creds: &AwsCredentials, region: &str) -> aws_sdk_s3::Client {
+    pub fn s3(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_s3::Client {
         let conf = super::s3_config(&self.sdk)
             .credentials_provider(Self::credentials(creds))
-            .region(Region::new(region.to_owned()))
+            .region(aws_config::Region::new(region.as_str().to_owned()))
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }
@@ -203,7 +204,7 @@ impl AwsIdentity for CustomerAccount {
     async fn caller_identity(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
     ) -> Result<CallerIdentity, AwsFailure> {
         let out = self
             .sts(creds, region)
@@ -224,7 +225,7 @@ impl AwsIdentity for CustomerAccount {
     async fn assume_role(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
         req: &AssumeRole<'_>,
     ) -> Result<AwsCredentials, AwsFailure> {
         let out = self
@@ -255,13 +256,13 @@ impl BucketAccess for CustomerAccount {
     async fn head_bucket(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
     ) -> Result<HeadBucket, AwsFailure> {
         match self
             .s3(creds, region)
             .head_bucket()
-            .bucket(bucket)
+            .bucket(bucket.as_str())
             .send()
             .await
         {
@@ -285,7 +286,7 @@ impl BucketAccess for CustomerAccount {
     async fn own_buckets(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
         prefix: &str,
     ) -> Result<Vec<String>, AwsFailure> {
         let out = self

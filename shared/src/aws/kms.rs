@@ -24,8 +24,14 @@ impl KmsSealer {
 
 fn context(ctx: SealContext<'_>) -> std::collections::HashMap<String, String> {
     [
-        ("integration_id".to_owned(), ctx.integration_id.to_owned()),
-        ("aws_account_id".to_owned(), ctx.aws_account_id.to_owned()),
+        (
+            "integration_id".to_owned(),
+            ctx.integration_id.as_str().to_owned(),
+        ),
+        (
+            "aws_account_id".to_owned(),
+            ctx.aws_account_id.as_str().to_owned(),
+        ),
     ]
     .into()
 }

@@ -1,7 +1,7 @@
 //! `BucketAdmin` on S3 with a user's credentials: create, confirm ownership, harden.
 
 use super::customer::{failure, CustomerAccount};
-use crate::domain::integration::bucket_arn;
+use crate::domain::{AccountId, BucketName, Region};
 use crate::ports::{AwsCredentials, AwsFailure, BucketAdmin, CreateBucket, FailureKind, Hardening};
 use async_trait::async_trait;
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
@@ -43,9 +43,9 @@ pub fn tls_only_policy(arn: &str) -> String {
     .to_string()
 }
 
-async fn versioning(s3: &Client, bucket: &str) -> Result<(), AwsFailure> {
+async fn versioning(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
     s3.put_bucket_versioning()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .versioning_configuration(
             VersioningConfiguration::builder()
                 .status(BucketVersioningStatus::Enabled)
@@ -57,7 +57,7 @@ async fn versioning(s3: &Client, bucket: &str) -> Result<(), AwsFailure> {
         .map_err(|e| failure(&e))
 }
 
-async fn encryption(s3: &Client, bucket: &str, kms: Option<&str>) -> Result<(), AwsFailure> {
+async fn encryption(s3: &Client, bucket: &BucketName, kms: Option<&str>) -> Result<(), AwsFailure> {
     let default = match kms {
         Some(key) => ServerSideEncryptionByDefault::builder()
             .sse_algorithm(ServerSideEncryption::AwsKms)
@@ -78,7 +78,7 @@ async fn encryption(s3: &Client, bucket: &str, kms: Option<&str>) -> Result<(), 
         .build()
         .map_err(build_failure)?;
     s3.put_bucket_encryption()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .server_side_encryption_configuration(config)
         .send()
         .await
@@ -86,9 +86,9 @@ async fn encryption(s3: &Client, bucket: &str, kms: Option<&str>) -> Result<(), 
         .map_err(|e| failure(&e))
 }
 
-async fn public_access_block(s3: &Client, bucket: &str) -> Result<(), AwsFailure> {
+async fn public_access_block(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
     s3.put_public_access_block()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)
@@ -103,13 +103,13 @@ async fn public_access_block(s3: &Client, bucket: &str) -> Result<(), AwsFailure
         .map_err(|e| failure(&e))
 }
 
-async fn ownership(s3: &Client, bucket: &str) -> Result<(), AwsFailure> {
+async fn ownership(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
     let rule = OwnershipControlsRule::builder()
         .object_ownership(ObjectOwnership::BucketOwnerEnforced)
         .build()
         .map_err(build_failure)?;
     s3.put_bucket_ownership_controls()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .ownership_controls(
             OwnershipControls::builder()
                 .rules(rule)
@@ -122,9 +122,9 @@ async fn ownership(s3: &Client, bucket: &str) -> Result<(), AwsFailure> {
         .map_err(|e| failure(&e))
 }
 
-async fn policy(s3: &Client, bucket: &str, arn: &str) -> Result<(), AwsFailure> {
+async fn policy(s3: &Client, bucket: &BucketName, arn: &str) -> Result<(), AwsFailure> {
     s3.put_bucket_policy()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .policy(tls_only_policy(arn))
         .send()
         .await
@@ -132,7 +132,7 @@ async fn policy(s3: &Client, bucket: &str, arn: &str) -> Result<(), AwsFailure> 
         .map_err(|e| failure(&e))
 }
 
-async fn lifecycle(s3: &Client, bucket: &str, days: u32) -> Result<(), AwsFailure> {
+async fn lifecycle(s3: &Client, bucket: &BucketName, days: u32) -> Result<(), AwsFailure> {
     let rule = LifecycleRule::builder()
         .id("infrakitchen-state-versions")
         .status(ExpirationStatus::Enabled)
@@ -150,7 +150,7 @@ async fn lifecycle(s3: &Client, bucket: &str, days: u32) -> Result<(), AwsFailur
         .build()
         .map_err(build_failure)?;
     s3.put_bucket_lifecycle_configuration()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .lifecycle_configuration(
             BucketLifecycleConfiguration::builder()
                 .rules(rule)
@@ -163,7 +163,11 @@ async fn lifecycle(s3: &Client, bucket: &str, days: u32) -> Result<(), AwsFailur
         .map_err(|e| failure(&e))
 }
 
-async fn tagging(s3: &Client, bucket: &str, tags: &[(String, String)]) -> Result<(), AwsFailure> {
+async fn tagging(
+    s3: &Client,
+    bucket: &BucketName,
+    tags: &[(String, String)],
+) -> Result<(), AwsFailure> {
     let mut set = Tagging::builder();
     for (k, v) in tags {
         set = set.tag_set(
@@ -175,7 +179,7 @@ async fn tagging(s3: &Client, bucket: &str, tags: &[(String, String)]) -> Result
         );
     }
     s3.put_bucket_tagging()
-        .bucket(bucket)
+        .bucket(bucket.as_str())
         .tagging(set.build().map_err(build_failure)?)
         .send()
         .await
@@ -188,15 +192,18 @@ impl BucketAdmin for CustomerAccount {
     async fn create_bucket(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
     ) -> Result<CreateBucket, AwsFailure> {
-        let mut req = self.s3(creds, region).create_bucket().bucket(bucket);
+        let mut req = self
+            .s3(creds, region)
+            .create_bucket()
+            .bucket(bucket.as_str());
         // us-east-1 is the one region that takes no LocationConstraint.
         if region != "us-east-1" {
             req = req.create_bucket_configuration(
                 CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(region))
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
                     .build(),
             );
         }
@@ -215,15 +222,15 @@ impl BucketAdmin for CustomerAccount {
     async fn owned_by(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
-        account: &str,
+        region: &Region,
+        bucket: &BucketName,
+        account: &AccountId,
     ) -> Result<bool, AwsFailure> {
         let res = self
             .s3(creds, region)
             .head_bucket()
-            .bucket(bucket)
-            .expected_bucket_owner(account)
+            .bucket(bucket.as_str())
+            .expected_bucket_owner(account.as_str())
             .send()
             .await;
         match res {
@@ -243,12 +250,12 @@ impl BucketAdmin for CustomerAccount {
     async fn harden(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
         spec: &Hardening,
     ) -> Vec<(&'static str, AwsFailure)> {
         let s3 = self.s3(creds, region);
-        let arn = bucket_arn(spec.partition, bucket);
+        let arn = bucket.arn(spec.partition);
         // Independent settings: apply them all at once.
         let (v, e, p, o, pol, l, t) = tokio::join!(
             versioning(&s3, bucket),

@@ -1,7 +1,13 @@
 //! The domain: validated values, the integration record and its state bucket, and the
 //! policy documents of the setup guide. Pure data and rules: no I/O.
 
+pub mod bucket;
 pub mod integration;
 pub mod policies;
+pub mod values;
 
-pub use integration::*;
+pub use bucket::{backend_block, BucketStatus, StateBucket};
+pub use integration::{
+    Caller, Integration, IntegrationPatch, IntegrationView, LastTest, NewIntegration, Sealed,
+};
+pub use values::*;

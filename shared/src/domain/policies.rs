@@ -1,7 +1,7 @@
 //! The IAM policy documents the setup guide tells users to paste, filled in with real
 //! values. Used by the setup-policies route and by Test Connection's hints.
 
-use crate::domain::integration::{bucket_arn, Partition};
+use super::values::{BucketName, Partition};
 use serde_json::{json, Value};
 
 /// The role's trust policy: lets the integration's IAM user assume the role.
@@ -32,8 +32,8 @@ pub fn user_assume_role_policy(role_arn: &str) -> Value {
 /// Least privilege for provisioning and using the state bucket, scoped to its ARN.
 /// `s3:ListAllMyBuckets` has no resource-level permission; it lets Test Connection tell
 /// "owned" from "taken".
-pub fn state_bucket_policy(partition: Partition, bucket: &str) -> Value {
-    let arn = bucket_arn(partition, bucket);
+pub fn state_bucket_policy(partition: Partition, bucket: &BucketName) -> Value {
+    let arn = bucket.arn(partition);
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -85,7 +85,8 @@ mod tests {
             t["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
             "ext-1"
         );
-        let b = state_bucket_policy(Partition::AwsCn, "infrakitchen-1-bucket");
+        let bucket = BucketName::parse("infrakitchen-1-bucket").unwrap();
+        let b = state_bucket_policy(Partition::AwsCn, &bucket);
         assert_eq!(
             b["Statement"][0]["Resource"],
             "arn:aws-cn:s3:::infrakitchen-1-bucket"

@@ -29,7 +29,7 @@ async fn create(svc: &Integrations, who: Caller, req: Request) -> Result<Respons
     let (mut resp, id, revision) = match svc.create(&who, form, key).await? {
         Created::New(i) => (
             json(StatusCode::CREATED, &i.view())?,
-            i.id.clone(),
+            i.id.to_string(),
             i.revision,
         ),
         Created::Replayed(original) => {

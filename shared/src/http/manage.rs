@@ -7,7 +7,7 @@ use super::response::{json, with_etag};
 use super::routes::{dispatch, Routes};
 use crate::app::integrations::Integrations;
 use crate::app::FieldError;
-use crate::domain::Caller;
+use crate::domain::{Caller, Label};
 use crate::ports::ListQuery;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -83,8 +83,8 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         },
     };
     // Normalised as stored labels are, so `?label=Prod` finds `prod`.
-    let label = query(req, "label").and_then(|l| match input::label(&l) {
-        Ok(l) => Some(l),
+    let label = query(req, "label").and_then(|l| match Label::parse(&l) {
+        Ok(l) => Some(l.into()),
         Err(m) => {
             errors.push(FieldError::new("label", m));
             None

@@ -2,35 +2,43 @@
 //! with the caller's account, role, user and bucket.
 
 use super::error::ApiError;
-use super::input as v;
 use super::request::query;
 use super::response::json;
 use crate::app::{Error, FieldError};
-use crate::domain::{bucket_arn, policies, role_arn, state_bucket_name, Caller, Partition};
+use crate::domain::{
+    policies, AccountId, BucketName, Caller, ExternalId, Partition, PrincipalArn, Region, RoleName,
+};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
+
+/// A present query parameter parsed by `parse`, its error recorded under `field`.
+fn parsed<T>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    raw: Option<String>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    raw.and_then(|raw| match parse(&raw) {
+        Ok(v) => Some(v),
+        Err(m) => {
+            errors.push(FieldError::new(field, m));
+            None
+        }
+    })
+}
 
 /// The policy documents of the setup guide, filled in with the caller's values.
 pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let get = |k: &str| query(&req, k);
     let mut errors = Vec::new();
-    let mut check =
-        |field: &str, value: Option<String>, rule: fn(&str) -> Result<String, String>| {
-            value.and_then(|raw| match rule(&raw) {
-                Ok(v) => Some(v),
-                Err(m) => {
-                    errors.push(FieldError::new(field, m));
-                    None
-                }
-            })
-        };
-    let account = check("aws_account_id", get("aws_account_id"), v::account_id);
-    let region = check("region", get("region"), v::region);
-    let role = check("role_name", get("role_name"), v::role_name);
-    let external = check("external_id", get("external_id"), v::external_id);
-    let user_arn = check("user_arn", get("user_arn"), v::principal_arn);
-    let bucket = check("bucket_name", get("bucket_name"), v::bucket_name);
+    let e = &mut errors;
+    let account = parsed(e, "aws_account_id", get("aws_account_id"), AccountId::parse);
+    let region = parsed(e, "region", get("region"), Region::parse);
+    let role = parsed(e, "role_name", get("role_name"), RoleName::parse);
+    let external = parsed(e, "external_id", get("external_id"), ExternalId::parse);
+    let user_arn = parsed(e, "user_arn", get("user_arn"), PrincipalArn::parse);
+    let bucket = parsed(e, "bucket_name", get("bucket_name"), BucketName::parse);
     if get("aws_account_id").is_none() {
         errors.push(FieldError::new("aws_account_id", "is required"));
     }
@@ -53,7 +61,7 @@ pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
         ));
     }
     if let (Some(arn), Some(r)) = (&user_arn, &region) {
-        if v::arn_partition(arn) != Partition::of_region(r) {
+        if arn.partition() != r.partition() {
             errors.push(FieldError::new(
                 "region",
                 "is in another AWS partition than user_arn",
@@ -65,29 +73,29 @@ pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     }
     let account = account.ok_or_else(|| Error::validation("aws_account_id", "is required"))?;
     let partition = match (&user_arn, &region) {
-        (_, Some(r)) => Partition::of_region(r),
-        (Some(arn), None) => v::arn_partition(arn),
+        (_, Some(r)) => r.partition(),
+        (Some(arn), None) => arn.partition(),
         (None, None) => Partition::Aws,
     };
-    let bucket = bucket.unwrap_or_else(|| state_bucket_name(&account));
+    let bucket = bucket.unwrap_or_else(|| account.state_bucket_name());
     let mut policies = serde_json::Map::new();
     let mut body = json!({
-        "aws_account_id": account,
+        "aws_account_id": account.as_str(),
         "partition": partition.as_str(),
-        "bucket_arn": bucket_arn(partition, &bucket),
+        "bucket_arn": bucket.arn(partition),
     });
     if let (Some(role), Some(user)) = (&role, &user_arn) {
-        let arn = role_arn(partition, &account, role);
+        let arn = role.arn(partition, &account);
         policies.insert(
             "role_trust_policy".into(),
-            policies::role_trust_policy(user, external.as_deref()),
+            policies::role_trust_policy(user.as_str(), external.as_ref().map(ExternalId::as_str)),
         );
         policies.insert(
             "user_assume_role_policy".into(),
             policies::user_assume_role_policy(&arn),
         );
         body["role_arn"] = json!(arn);
-        body["user_arn"] = json!(user);
+        body["user_arn"] = json!(user.as_str());
     }
     policies.insert(
         "state_bucket_policy".into(),

@@ -2,6 +2,7 @@
 //! `crate::aws` implement them; tests may substitute their own.
 
 use crate::app::error::Result;
+use crate::domain::{AccountId, BucketName, IntegrationId, Region, Timestamp};
 use crate::domain::{BucketStatus, Integration, LastTest, Sealed, StateBucket};
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -13,8 +14,8 @@ pub use aws_failure::{AwsFailure, FailureKind, NoAnswer, THROTTLED};
 /// ciphertext copied onto another record cannot be decrypted there.
 #[derive(Debug, Clone, Copy)]
 pub struct SealContext<'a> {
-    pub integration_id: &'a str,
-    pub aws_account_id: &'a str,
+    pub integration_id: &'a IntegrationId,
+    pub aws_account_id: &'a AccountId,
 }
 
 #[async_trait]
@@ -77,7 +78,7 @@ pub struct BucketGuard<'a> {
     pub from: &'a [BucketStatus],
     /// Also allowed: the bucket has had this status since before this (fixed-width)
     /// timestamp, e.g. a `provisioning` run that crashed or a `pending` whose event was lost.
-    pub unchanged_since_before: Option<(BucketStatus, &'a str)>,
+    pub unchanged_since_before: Option<(BucketStatus, &'a Timestamp)>,
 }
 
 #[async_trait]
@@ -113,7 +114,7 @@ pub trait IntegrationStore: Send + Sync {
     async fn buckets_due(
         &self,
         status: BucketStatus,
-        changed_before: &str,
+        changed_before: &Timestamp,
         limit: usize,
     ) -> Result<Vec<String>>;
 }
@@ -163,12 +164,12 @@ pub trait AwsIdentity: Send + Sync {
     async fn caller_identity(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
     ) -> std::result::Result<CallerIdentity, AwsFailure>;
     async fn assume_role(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
         req: &AssumeRole<'_>,
     ) -> std::result::Result<AwsCredentials, AwsFailure>;
 }
@@ -191,14 +192,14 @@ pub trait BucketAccess: Send + Sync {
     async fn head_bucket(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
     ) -> std::result::Result<HeadBucket, AwsFailure>;
     /// Names of the caller's own buckets that start with `prefix`.
     async fn own_buckets(
         &self,
         creds: &AwsCredentials,
-        region: &str,
+        region: &Region,
         prefix: &str,
     ) -> std::result::Result<Vec<String>, AwsFailure>;
 }
@@ -228,23 +229,23 @@ pub trait BucketAdmin: Send + Sync {
     async fn create_bucket(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
     ) -> std::result::Result<CreateBucket, AwsFailure>;
     /// HeadBucket with `ExpectedBucketOwner`: does `account` own it?
     async fn owned_by(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
-        account: &str,
+        region: &Region,
+        bucket: &BucketName,
+        account: &AccountId,
     ) -> std::result::Result<bool, AwsFailure>;
     /// Applies every setting (concurrently); returns the ones that failed, by S3 operation.
     async fn harden(
         &self,
         creds: &AwsCredentials,
-        region: &str,
-        bucket: &str,
+        region: &Region,
+        bucket: &BucketName,
         spec: &Hardening,
     ) -> Vec<(&'static str, AwsFailure)>;
 }

@@ -1,6 +1,7 @@
 //! Unit tests of `connection`.
 
 use super::*;
+use crate::ports::{AssumeRole, AwsFailure, CallerIdentity, HeadBucket};
 use async_trait::async_trait;
 
 /// Fake STS and S3: each call answers what the test set up; `hang` never answers.
@@ -54,7 +55,7 @@ impl AwsIdentity for Fake {
     async fn caller_identity(
         &self,
         creds: &AwsCredentials,
-        _: &str,
+        _: &Region,
     ) -> Result<CallerIdentity, AwsFailure> {
         match creds.session_token {
             Some(_) => self.answer(&self.role_caller).await,
@@ -64,7 +65,7 @@ impl AwsIdentity for Fake {
     async fn assume_role(
         &self,
         _: &AwsCredentials,
-        _: &str,
+        _: &Region,
         _: &AssumeRole<'_>,
     ) -> Result<AwsCredentials, AwsFailure> {
         self.answer(&self.assume).await.map(|_| AwsCredentials {
@@ -80,15 +81,15 @@ impl BucketAccess for Fake {
     async fn head_bucket(
         &self,
         _: &AwsCredentials,
-        _: &str,
-        _: &str,
+        _: &Region,
+        _: &BucketName,
     ) -> Result<HeadBucket, AwsFailure> {
         self.answer(&self.head).await
     }
     async fn own_buckets(
         &self,
         _: &AwsCredentials,
-        _: &str,
+        _: &Region,
         _: &str,
     ) -> Result<Vec<String>, AwsFailure> {
         self.answer(&self.own).await
@@ -108,15 +109,19 @@ async fn run(fake: Fake, role: bool, bucket: bool) -> Report {
     let secret = SecretString::from("s".repeat(40));
     let fake = Arc::new(fake);
     let tester = ConnectionTester::new(fake.clone(), fake);
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let key_id = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap();
+    let role_name = RoleName::parse("InfraKitchenRole").unwrap();
+    let region = Region::parse("eu-central-1").unwrap();
     tester
         .run(&ConnectionUnderTest {
-            aws_account_id: ACCOUNT,
-            aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            aws_account_id: &account,
+            aws_access_key_id: &key_id,
             secret: &secret,
-            role: role.then_some("InfraKitchenRole"),
+            role: role.then_some(&role_name),
             external_id: None,
-            session_duration: 3600,
-            region: "eu-central-1",
+            session_duration: SessionDuration::default(),
+            region: &region,
             check_bucket: bucket,
         })
         .await
@@ -320,15 +325,17 @@ async fn a_hung_call_ends_at_the_budget() {
     let mut tester = ConnectionTester::new(fake.clone(), fake);
     tester.budget = Duration::from_millis(50);
     let secret = SecretString::from("s".repeat(40));
+    let account = AccountId::parse(ACCOUNT).unwrap();
+    let key_id = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap();
     let r = tester
         .run(&ConnectionUnderTest {
-            aws_account_id: ACCOUNT,
-            aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            aws_account_id: &account,
+            aws_access_key_id: &key_id,
             secret: &secret,
             role: None,
             external_id: None,
-            session_duration: 3600,
-            region: "us-east-1",
+            session_duration: SessionDuration::default(),
+            region: &Region::default(),
             check_bucket: false,
         })
         .await;

@@ -4,9 +4,7 @@
 
 use crate::app::error::{Error, Result};
 use crate::app::integrations::Integrations;
-use crate::domain::{
-    backend_block, is_before, now_rfc3339, timestamp_ago, BucketStatus, StateBucket,
-};
+use crate::domain::{backend_block, BucketStatus, StateBucket, Timestamp};
 use crate::ports::IntegrationStore;
 use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, WriteOutcome};
 use std::sync::Arc;
@@ -95,11 +93,11 @@ impl Provisioner {
         let Some(bucket) = integration.state_bucket.clone() else {
             return Ok(Outcome::Skipped("no state bucket requested"));
         };
-        let stale_before = timestamp_ago(self.settings.stale_after);
+        let stale_before = Timestamp::ago(self.settings.stale_after);
         match bucket.status {
             BucketStatus::Pending => {}
             BucketStatus::Provisioning
-                if is_before(bucket.status_changed_at.as_deref(), &stale_before) => {}
+                if Timestamp::is_before(bucket.status_changed_at.as_ref(), &stale_before) => {}
             BucketStatus::Provisioning => {
                 return Ok(Outcome::Skipped("another run is provisioning"))
             }
@@ -112,7 +110,7 @@ impl Provisioner {
             status: BucketStatus::Provisioning,
             reason: None,
             attempts: bucket.attempts + 1,
-            status_changed_at: Some(now_rfc3339()),
+            status_changed_at: Some(Timestamp::now()),
             ..bucket.clone()
         };
         let guard = BucketGuard {
@@ -133,7 +131,7 @@ impl Provisioner {
                 claimed.backend = Some(backend_block(
                     &claimed.name,
                     &claimed.region,
-                    &integration.name,
+                    integration.name.as_str(),
                 ));
                 Outcome::Ready
             }
@@ -146,7 +144,7 @@ impl Provisioner {
                 // Our own dependency failed (e.g. KMS): hand the claim back so a retry can
                 // take it at once, and let the caller report the record as failed.
                 claimed.status = BucketStatus::Pending;
-                claimed.status_changed_at = Some(now_rfc3339());
+                claimed.status_changed_at = Some(Timestamp::now());
                 let back = BucketGuard {
                     from: &[BucketStatus::Provisioning],
                     ..Default::default()
@@ -157,7 +155,7 @@ impl Provisioner {
                 return Err(e);
             }
         };
-        claimed.status_changed_at = Some(now_rfc3339());
+        claimed.status_changed_at = Some(Timestamp::now());
         let done = BucketGuard {
             from: &[BucketStatus::Provisioning],
             ..Default::default()
@@ -180,11 +178,11 @@ impl Provisioner {
         let current = self.integrations.get(id).await?;
         if let Some(b) = &current.state_bucket {
             if let Some(after) = self.redrive_after(b.status) {
-                let before = timestamp_ago(after);
-                if is_before(b.status_changed_at.as_deref(), &before) {
+                let before = Timestamp::ago(after);
+                if Timestamp::is_before(b.status_changed_at.as_ref(), &before) {
                     let again = StateBucket {
                         status: BucketStatus::Pending,
-                        status_changed_at: Some(now_rfc3339()),
+                        status_changed_at: Some(Timestamp::now()),
                         ..b.clone()
                     };
                     let guard = BucketGuard {
@@ -195,7 +193,7 @@ impl Provisioner {
                         tracing::info!(
                             integration_id = id,
                             was = b.status.as_str(),
-                            since = b.status_changed_at.as_deref(),
+                            since = b.status_changed_at.as_ref().map(|t| t.as_str()),
                             "state bucket re-driven on request"
                         );
                         return Ok(again);

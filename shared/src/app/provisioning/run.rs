@@ -3,7 +3,7 @@
 
 use super::Provisioner;
 use crate::app::error::Result;
-use crate::domain::{bucket_arn, role_arn, Integration, Partition, StateBucket};
+use crate::domain::{AccountId, BucketName, Integration, StateBucket};
 use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
 
 impl Provisioner {
@@ -13,17 +13,17 @@ impl Provisioner {
         i: &Integration,
         bucket: &StateBucket,
     ) -> Result<std::result::Result<String, String>> {
-        let partition = Partition::of_region(&bucket.region);
+        let partition = bucket.region.partition();
         let secret = self.integrations.secret_of(i).await?;
         let user = AwsCredentials {
-            access_key_id: i.aws_access_key_id.clone(),
+            access_key_id: i.aws_access_key_id.as_str().to_owned(),
             secret_access_key: secret,
             session_token: None,
         };
         let creds = match &i.aws_assumed_role_name {
             None => user,
             Some(role) => {
-                let arn = role_arn(partition, &i.aws_account_id, role);
+                let arn = role.arn(partition, &i.aws_account_id);
                 let session = format!(
                     "infrakitchen-{}",
                     ulid::Ulid::new().to_string().to_lowercase()
@@ -31,8 +31,8 @@ impl Provisioner {
                 let req = AssumeRole {
                     role_arn: &arn,
                     session_name: &session,
-                    duration_seconds: i.aws_session_duration,
-                    external_id: i.aws_external_id.as_deref(),
+                    duration_seconds: i.aws_session_duration.as_secs(),
+                    external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
                 };
                 match self.identity.assume_role(&user, &bucket.region, &req).await {
                     Ok(c) => c,
@@ -40,7 +40,7 @@ impl Provisioner {
                 }
             }
         };
-        let arn = bucket_arn(partition, &bucket.name);
+        let arn = bucket.name.arn(partition);
         match self
             .s3
             .create_bucket(&creds, &bucket.region, &bucket.name)
@@ -64,8 +64,8 @@ impl Provisioner {
             noncurrent_days: self.settings.noncurrent_days,
             kms_key_arn: self.settings.kms_key_arn.clone(),
             tags: vec![
-                ("infrakitchen:integration-id".into(), i.id.clone()),
-                ("infrakitchen:integration-name".into(), i.name.clone()),
+                ("infrakitchen:integration-id".into(), i.id.to_string()),
+                ("infrakitchen:integration-name".into(), i.name.to_string()),
                 ("infrakitchen:purpose".into(), "terraform-state".into()),
             ],
         };
@@ -125,7 +125,7 @@ fn reason(op: &str, resource: &str, f: &AwsFailure) -> String {
     }
 }
 
-fn taken(bucket: &str, account: &str) -> String {
+fn taken(bucket: &BucketName, account: &AccountId) -> String {
     format!(
         "bucket name {bucket} is owned by another AWS account: S3 names are global. Ask that \
          account's owner to delete it, or register the integration for the account that owns \

@@ -3,7 +3,7 @@
 
 use super::{Outcome, Provisioner};
 use crate::app::error::Result;
-use crate::domain::{timestamp_ago, BucketStatus};
+use crate::domain::{BucketStatus, Timestamp};
 use futures::StreamExt as _;
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ impl Provisioner {
     /// conditional update as the stream's, so a sweep never races a live run.
     pub async fn sweep(&self) -> Result<SweepReport> {
         let store = &self.store;
-        let pending_before = timestamp_ago(self.settings.pending_after);
-        let stale_before = timestamp_ago(self.settings.stale_after);
+        let pending_before = Timestamp::ago(self.settings.pending_after);
+        let stale_before = Timestamp::ago(self.settings.stale_after);
         let (pending, stale) = tokio::join!(
             store.buckets_due(BucketStatus::Pending, &pending_before, SWEEP_BATCH),
             store.buckets_due(BucketStatus::Provisioning, &stale_before, SWEEP_BATCH),

@@ -88,7 +88,10 @@ pub(super) fn sweep_keys(bucket: Option<&StateBucket>) -> Option<(&'static str, 
         BucketStatus::Pending | BucketStatus::Provisioning => Some((
             b.status.as_str(),
             // A missing time sorts first: such a bucket is always due.
-            b.status_changed_at.clone().unwrap_or_default(),
+            b.status_changed_at
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
         )),
         BucketStatus::Ready | BucketStatus::Failed => None,
     }
@@ -115,9 +118,9 @@ pub(super) const CALLER_FIELDS: &[&str] = &[
 pub(super) fn to_item(i: &Integration) -> Result<Item> {
     let sweep = sweep_keys(i.state_bucket.as_ref());
     serde_dynamo::to_item(Stored {
-        pk: record_key(&i.id),
+        pk: record_key(i.id.as_str()),
         entity: ENTITY,
-        name_key: i.name.to_lowercase(),
+        name_key: i.name.as_str().to_lowercase(),
         sweep_pk: sweep.as_ref().map(|(pk, _)| *pk),
         sweep_at: sweep.map(|(_, at)| at),
         integration: i,
@@ -197,7 +200,11 @@ mod tests {
 
     #[test]
     fn only_pending_and_provisioning_buckets_are_in_the_sweep_index() {
-        let mut b = StateBucket::pending("123456789012", "us-east-1", "2026-11-26T05:35:05.000Z");
+        let mut b = StateBucket::pending(
+            &crate::domain::AccountId::parse("123456789012").unwrap(),
+            &crate::domain::Region::default(),
+            crate::domain::Timestamp::parse("2026-11-26T05:35:05.000Z").unwrap(),
+        );
         assert_eq!(
             sweep_keys(Some(&b)),
             Some(("pending", "2026-11-26T05:35:05.000Z".to_owned()))

@@ -1,7 +1,7 @@
 //! `IntegrationStore` on DynamoDB (the table layout is in `layout`).
 
 use crate::app::error::{Dependency, Error, Result};
-use crate::domain::{BucketStatus, Integration, LastTest, StateBucket};
+use crate::domain::{BucketStatus, Integration, LastTest, StateBucket, Timestamp};
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
 };
@@ -110,14 +110,14 @@ impl IntegrationStore for DynamoStore {
     ) -> Result<CreateOutcome> {
         let mut items = vec![
             self.put(to_item(i)?, "attribute_not_exists(pk)")?,
-            self.guard_item(&i.name, &i.id)?,
+            self.guard_item(i.name.as_str(), i.id.as_str())?,
         ];
         if let Some(k) = idempotency {
             let expires = time::OffsetDateTime::now_utc().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
             let item: Item = [
                 ("pk".to_owned(), string_attr(idempotency_key(&k.key))),
                 ("fingerprint".to_owned(), string_attr(&k.fingerprint)),
-                ("integration_id".to_owned(), string_attr(&i.id)),
+                ("integration_id".to_owned(), string_attr(i.id.as_str())),
                 ("response".to_owned(), string_attr(&k.response)),
                 (
                     "expires_at".to_owned(),
@@ -190,7 +190,7 @@ impl IntegrationStore for DynamoStore {
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .key("pk", string_attr(record_key(&old.id)))
+            .key("pk", string_attr(record_key(old.id.as_str())))
             .update_expression(expr)
             .condition_expression(if adds_bucket {
                 "#rev = :expected AND attribute_not_exists(#state_bucket)"
@@ -202,14 +202,14 @@ impl IntegrationStore for DynamoStore {
             .build()
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let update = TransactWriteItem::builder().update(update).build();
-        let renamed = new.name.to_lowercase() != old.name.to_lowercase();
+        let renamed = new.name.as_str().to_lowercase() != old.name.as_str().to_lowercase();
         if !renamed {
             return self.transact(vec![update], |_| WriteOutcome::Stale).await;
         }
-        let new_guard = self.guard_item(&new.name, &new.id)?;
+        let new_guard = self.guard_item(new.name.as_str(), new.id.as_str())?;
         let items = vec![
             update.clone(),
-            self.delete_guard(&old.name, &old.id)?,
+            self.delete_guard(old.name.as_str(), old.id.as_str())?,
             new_guard.clone(),
         ];
         let outcome = |failed: &[bool]| match failed {
@@ -237,13 +237,16 @@ impl IntegrationStore for DynamoStore {
     async fn delete(&self, old: &Integration) -> Result<WriteOutcome> {
         let del = Delete::builder()
             .table_name(&self.table)
-            .key("pk", string_attr(record_key(&old.id)))
+            .key("pk", string_attr(record_key(old.id.as_str())))
             .condition_expression("revision = :expected")
             .expression_attribute_values(":expected", AttributeValue::N(old.revision.to_string()))
             .build()
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let record = TransactWriteItem::builder().delete(del).build();
-        let items = vec![record.clone(), self.delete_guard(&old.name, &old.id)?];
+        let items = vec![
+            record.clone(),
+            self.delete_guard(old.name.as_str(), old.id.as_str())?,
+        ];
         match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the guard failed: it is missing or held by another record. The record
@@ -304,7 +307,9 @@ impl IntegrationStore for DynamoStore {
             }
             start = out.last_evaluated_key;
             resume = if cut {
-                items.last().map(|i| (i.id.clone(), i.name.to_lowercase()))
+                items
+                    .last()
+                    .map(|i| (i.id.to_string(), i.name.as_str().to_lowercase()))
             } else {
                 start.as_ref().and_then(|k| {
                     let id = k.get("pk")?.as_s().ok()?.strip_prefix("I#")?.to_owned();
@@ -367,7 +372,7 @@ impl IntegrationStore for DynamoStore {
         if let Some((status, before)) = guard.unchanged_since_before {
             clauses.push("state_bucket.#st = :since_st AND state_bucket.#at < :before".to_owned());
             values.insert(":since_st".into(), string_attr(status.as_str()));
-            values.insert(":before".into(), string_attr(before));
+            values.insert(":before".into(), string_attr(before.as_str()));
         }
         // DynamoDB refuses redundant parentheses, so only alternatives get them.
         let condition = match clauses.as_slice() {
@@ -420,7 +425,7 @@ impl IntegrationStore for DynamoStore {
     async fn buckets_due(
         &self,
         status: BucketStatus,
-        changed_before: &str,
+        changed_before: &Timestamp,
         limit: usize,
     ) -> Result<Vec<String>> {
         let out = self
@@ -430,7 +435,7 @@ impl IntegrationStore for DynamoStore {
             .index_name(INDEX_BUCKET_SWEEP)
             .key_condition_expression("sweep_pk = :st AND sweep_at < :before")
             .expression_attribute_values(":st", string_attr(status.as_str()))
-            .expression_attribute_values(":before", string_attr(changed_before))
+            .expression_attribute_values(":before", string_attr(changed_before.as_str()))
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await

@@ -29,9 +29,9 @@ pub(super) fn decode_token(raw: &str, label: &Option<String>) -> Result<Token> {
     let t: Token = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     // Every decoded field is checked: a forged sort key (empty, too long) would otherwise
     // reach DynamoDB as an invalid ExclusiveStartKey and come back as a 503.
-    let name_key_ok =
-        crate::http::input::name(&t.name_key).is_ok() && t.name_key == t.name_key.to_lowercase();
-    if t.v != 1 || !crate::domain::is_integration_id(&t.id) || !name_key_ok {
+    let name_key_ok = crate::domain::IntegrationName::parse(&t.name_key).is_ok()
+        && t.name_key == t.name_key.to_lowercase();
+    if t.v != 1 || crate::domain::IntegrationId::parse(&t.id).is_err() || !name_key_ok {
         return Err(bad());
     }
     if &t.label != label {

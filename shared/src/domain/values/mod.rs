@@ -6,8 +6,8 @@
 
 /// The conversions every string value has alike: `AsRef<str>`, `Display` (the text),
 /// `Debug` (the text in a tuple named after the type; `no_debug` for a type that writes
-/// its own), `TryFrom<String>` through `parse`, and `From<T> for String` moving the text
-/// out of field `$f`. The type provides `parse(&str)` and `as_str()`.
+/// its own), `TryFrom<String>` through `parse`, `From<T> for String` moving the text
+/// out of field `$f`, and comparison with a `str` (the text). The type provides `parse(&str)` and `as_str()`.
 macro_rules! string_value {
     ($t:ident . $f:tt) => {
         string_value!($t.$f, no_debug);
@@ -37,6 +37,16 @@ macro_rules! string_value {
         impl From<$t> for String {
             fn from(v: $t) -> String {
                 v.$f
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
             }
         }
     };

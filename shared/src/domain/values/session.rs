@@ -65,6 +65,12 @@ impl TryFrom<u32> for SessionDuration {
     }
 }
 
+impl PartialEq<u32> for SessionDuration {
+    fn eq(&self, other: &u32) -> bool {
+        self.0 == *other
+    }
+}
+
 impl From<SessionDuration> for u32 {
     fn from(d: SessionDuration) -> u32 {
         d.0

@@ -1,7 +1,37 @@
-//! Unit tests of `validation`.
+//! Unit tests of the form: whole bodies, and each field's rule as the form applies it.
 
 use super::*;
-use secrecy::ExposeSecret;
+use crate::domain::values::text::{normalise_label, refused_chars, refused_kind};
+use unicode_normalization::UnicodeNormalization;
+
+// The single-field rules live in the domain types; the form reports their messages.
+fn role_name(s: &str) -> Result<String, String> {
+    RoleName::parse(s).map(String::from)
+}
+fn external_id(s: &str) -> Result<String, String> {
+    ExternalId::parse(s).map(String::from)
+}
+fn region(s: &str) -> Result<String, String> {
+    Region::parse(s).map(String::from)
+}
+fn access_key_id(s: &str) -> Result<String, String> {
+    AccessKeyId::parse(s).map(String::from)
+}
+fn description(s: &str) -> Result<String, String> {
+    Description::parse(s).map(String::from)
+}
+fn label(s: &str) -> Result<String, String> {
+    Label::parse(s).map(String::from)
+}
+fn role_name_in(s: &str, account: Option<&str>, region: Option<&str>) -> Result<String, String> {
+    let account = account.map(|a| AccountId::parse(a).unwrap());
+    let region = region.map(|r| Region::parse(r).unwrap());
+    RoleName::parse_in(s, account.as_ref(), region.as_ref()).map(String::from)
+}
+/// A PATCH against a record of `account`.
+fn parse_patch(body: &[u8], account: &str) -> Result<IntegrationPatch, Error> {
+    super::parse_patch(body, &AccountId::parse(account).unwrap())
+}
 use serde_json::json;
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -196,7 +226,7 @@ fn patch_rules() {
     }
     let patch = p(json!({"description": null, "labels": ["a"]})).unwrap();
     assert_eq!(patch.description, Some(None));
-    assert_eq!(patch.labels, Some(vec!["a".to_string()]));
+    assert_eq!(patch.labels, Some(vec![Label::parse("a").unwrap()]));
     match p(json!({"name": null})) {
         Err(Error::Validation(e)) => assert_eq!(e[0].field, "name"),
         o => panic!("{o:?}"),
@@ -298,7 +328,7 @@ fn role_arns_in_forms_and_patches() {
     v["aws_assumed_role_name"] = json!("arn:aws:iam::123456789012:role/team/InfraKitchenRole");
     let n = parse_new(v.to_string().as_bytes()).unwrap();
     assert_eq!(
-        n.aws_assumed_role_name.as_deref(),
+        n.aws_assumed_role_name.as_ref().map(RoleName::as_str),
         Some("team/InfraKitchenRole")
     );
 
@@ -315,7 +345,10 @@ fn role_arns_in_forms_and_patches() {
 
     let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
     let patch = p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789012:role/R"})).unwrap();
-    assert_eq!(patch.aws_assumed_role_name, Some(Some("R".to_owned())));
+    assert_eq!(
+        patch.aws_assumed_role_name,
+        Some(Some(RoleName::parse("R").unwrap()))
+    );
     match p(json!({"aws_assumed_role_name": "arn:aws:iam::123456789013:role/R"})) {
         Err(Error::Validation(e)) => {
             assert_eq!(e[0].field, "aws_assumed_role_name");
@@ -384,7 +417,10 @@ fn descriptions_are_nfc() {
     let mut v = good();
     v["description"] = json!("Cafe\u{301} account");
     let n = parse_new(v.to_string().as_bytes()).unwrap();
-    assert_eq!(n.description.as_deref(), Some("Caf\u{E9} account"));
+    assert_eq!(
+        n.description.as_ref().map(Description::as_str),
+        Some("Caf\u{E9} account")
+    );
     v["description"] = json!("prod\u{202E}gnp.exe");
     let e = errors(&v);
     assert_eq!(e[0].field, "description");
@@ -394,7 +430,10 @@ fn descriptions_are_nfc() {
         "123456789012",
     )
     .unwrap();
-    assert_eq!(patch.description, Some(Some("\u{E9}".to_owned())));
+    assert_eq!(
+        patch.description,
+        Some(Some(Description::parse("\u{E9}").unwrap()))
+    );
 }
 
 #[test]
@@ -501,7 +540,7 @@ fn labels_are_deduplicated_after_folding() {
         "123456789012",
     )
     .unwrap();
-    assert_eq!(patch.labels, Some(vec!["prod".to_owned()]));
+    assert_eq!(patch.labels, Some(vec![Label::parse("prod").unwrap()]));
 }
 
 /// The characters of the Basic Multilingual Plane for which `pick` holds, as the body
@@ -665,7 +704,10 @@ fn session_duration_accepts_whole_floats() {
         "123456789012",
     )
     .unwrap();
-    assert_eq!(patch.aws_session_duration, Some(1800));
+    assert_eq!(
+        patch.aws_session_duration.map(SessionDuration::as_secs),
+        Some(1800)
+    );
 }
 
 proptest::proptest! {

@@ -1,0 +1,394 @@
+//! The steps of Test Connection, in order: credentials, account, role, state bucket.
+
+use super::steps::{credentials_failure, failed, passed, skipped, step, unreachable, Budget};
+use super::{
+    Availability, BucketReport, ConnectionTester, ConnectionUnderTest, Findings, Step, StepStatus,
+};
+use crate::domain::{policies, BucketName, Partition, Region, RoleName};
+use crate::ports::{
+    AssumeRole, AwsCredentials, AwsFailure, CallerIdentity, FailureKind, HeadBucket,
+};
+use serde_json::json;
+
+/// Step 2, account: does it match? With a role, the role's account is the one that counts
+/// (checked by `role_identity`); the user may be elsewhere (cross-account).
+pub(super) fn account(
+    caller: Option<&CallerIdentity>,
+    s: &ConnectionUnderTest<'_>,
+    found: &mut Findings,
+) -> bool {
+    let account = s.aws_account_id;
+    let Some(id) = caller else {
+        let stop = skipped("account", &found.steps[0]);
+        found.steps.push(stop);
+        return false;
+    };
+    if s.role.is_some() {
+        let how = if *account == id.account.as_str() {
+            "the same account".to_owned()
+        } else {
+            format!("account {} (cross-account)", id.account)
+        };
+        let detail = format!("the role is in account {account}; the user is in {how}");
+        found.steps.push(passed("account", 0, detail));
+        return true;
+    }
+    if *account == id.account.as_str() {
+        let fact = format!("the keys belong to account {}", id.account);
+        found.steps.push(passed("account", 0, fact.clone()));
+        found.proves.push(fact);
+        return true;
+    }
+    found.steps.push(failed(
+        "account",
+        0,
+        format!(
+            "the keys belong to account {} ({}), not to {account}",
+            id.account, id.arn
+        ),
+        None,
+        format!(
+            "Confirm the AWS Account ID is correct and matches the account where the user \
+             exists, or set an assumed role in account {account} that this user may assume."
+        ),
+    ));
+    false
+}
+
+impl ConnectionTester {
+    /// Step 1, credentials: do the keys authenticate? The caller's identity, or `None` after a failure.
+    pub(super) async fn credentials(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        user: &AwsCredentials,
+        found: &mut Findings,
+    ) -> Option<CallerIdentity> {
+        let (res, ms) = budget
+            .call(self.identity.caller_identity(user, s.region))
+            .await;
+        match res {
+            Ok(id) => {
+                let detail = format!("authenticated as {}", id.arn);
+                found.steps.push(passed("credentials", ms, detail));
+                found.proves.push(format!(
+                    "access key {} is active and the secret matches it: AWS authenticates it \
+                     as {}",
+                    s.aws_access_key_id.masked(),
+                    id.arn
+                ));
+                found.caller_arn = Some(id.arn.clone());
+                Some(id)
+            }
+            Err(f) => {
+                let stop = credentials_failure(s.aws_access_key_id, s.region, &f, ms);
+                found.steps.push(stop);
+                None
+            }
+        }
+    }
+
+    /// Steps 3-4, role: can the user assume it, and do its credentials act in the account?
+    /// The role's credentials when both hold.
+    pub(super) async fn role(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        role: &RoleName,
+        caller: &CallerIdentity,
+        user: &AwsCredentials,
+        found: &mut Findings,
+    ) -> Option<AwsCredentials> {
+        let role_arn = role.arn(s.region.partition(), s.aws_account_id);
+        let session = format!(
+            "infrakitchen-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let req = AssumeRole {
+            role_arn: &role_arn,
+            session_name: &session,
+            duration_seconds: s.session_duration.as_secs(),
+            external_id: s.external_id.map(|e| e.as_str()),
+        };
+        let (res, ms) = budget
+            .call(self.identity.assume_role(user, s.region, &req))
+            .await;
+        let temp = match res {
+            Ok(temp) => temp,
+            Err(f) => {
+                let stop = assume_role_failure(caller, &role_arn, s, &f, ms);
+                let next = skipped("role_identity", &stop);
+                found.steps.push(stop);
+                found.steps.push(next);
+                return None;
+            }
+        };
+        found
+            .steps
+            .push(passed("assume_role", ms, format!("assumed {role_arn}")));
+        let ext = s
+            .external_id
+            .map(|_| " with the configured ExternalId")
+            .unwrap_or_default();
+        found.proves.push(format!(
+            "{} may assume {role_arn}{ext} for {} s sessions: the user's sts:AssumeRole \
+             permission and the role's trust policy both allow it",
+            caller.arn, s.session_duration
+        ));
+        let (res, ms) = budget
+            .call(self.identity.caller_identity(&temp, s.region))
+            .await;
+        match res {
+            Ok(id) if *s.aws_account_id == id.account.as_str() => {
+                let detail = format!("acting as {} in account {}", id.arn, id.account);
+                found.steps.push(passed("role_identity", ms, detail));
+                found.proves.push(format!(
+                    "the role's temporary credentials work and act in account {} as {}",
+                    id.account, id.arn
+                ));
+                found.assumed_role_arn = Some(id.arn);
+                return Some(temp);
+            }
+            Ok(id) => found.steps.push(failed(
+                "role_identity",
+                ms,
+                format!(
+                    "the role's credentials belong to account {}, not to {}",
+                    id.account, s.aws_account_id
+                ),
+                None,
+                "Confirm the AWS Account ID is the account the role lives in.".into(),
+            )),
+            Err(f) if f.kind().is_outage() => found.steps.push(unreachable(
+                "role_identity",
+                ms,
+                "STS GetCallerIdentity",
+                s.region,
+                &f,
+            )),
+            Err(f) => found.steps.push(failed(
+                "role_identity",
+                ms,
+                format!(
+                    "GetCallerIdentity with the role's credentials failed: {}",
+                    f.describe()
+                ),
+                Some(&f),
+                "Retry; if it persists, check the role's session policies and SCPs.".into(),
+            )),
+        }
+        None
+    }
+
+    /// Step 5, state bucket: is the name usable by this account?
+    pub(super) async fn bucket(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        effective: Option<&AwsCredentials>,
+        found: &mut Findings,
+    ) {
+        let Some(creds) = effective else {
+            let outage = found
+                .steps
+                .iter()
+                .any(|s| s.status == StepStatus::Unreachable);
+            found.steps.push(step(
+                "state_bucket",
+                StepStatus::Skipped,
+                0,
+                format!(
+                    "skipped: no working credentials for the account (an earlier step {})",
+                    if outage {
+                        "could not reach AWS"
+                    } else {
+                        "failed"
+                    }
+                ),
+            ));
+            return;
+        };
+        let bucket = s.aws_account_id.state_bucket_name();
+        let partition = s.region.partition();
+        let (step, availability) = self
+            .bucket_step(budget, creds, s.region, partition, &bucket)
+            .await;
+        match availability {
+            Availability::Available => found.proves.push(format!(
+                "the state bucket name {bucket} is free: no bucket of that name exists yet"
+            )),
+            Availability::Owned => found.proves.push(format!(
+                "the state bucket {bucket} already exists in account {}",
+                s.aws_account_id
+            )),
+            _ => {}
+        }
+        found.steps.push(step);
+        found.state_bucket = Some(BucketReport {
+            name: bucket,
+            region: s.region.clone(),
+            availability,
+        });
+    }
+
+    /// HeadBucket and the caller's own buckets, at once: free, owned, taken, or unknown.
+    async fn bucket_step(
+        &self,
+        budget: &Budget,
+        creds: &AwsCredentials,
+        region: &Region,
+        partition: Partition,
+        bucket: &BucketName,
+    ) -> (Step, Availability) {
+        let arn = bucket.arn(partition);
+        // Independent: run both at once.
+        let ((head, ms1), (own, ms2)) = tokio::join!(
+            budget.call(self.buckets.head_bucket(creds, region, bucket)),
+            budget.call(self.buckets.own_buckets(creds, region, bucket.as_str())),
+        );
+        let ms = ms1.max(ms2);
+        let owned = own
+            .as_ref()
+            .ok()
+            .map(|names| names.iter().any(|n| *bucket == n.as_str()));
+        let policy = || {
+            Some(json!({"state_bucket_policy": policies::state_bucket_policy(partition, bucket)}))
+        };
+        let (step, availability) = match (&head, owned) {
+            (Err(f), _) if f.kind().is_outage() => (
+                unreachable("state_bucket", ms, "S3 HeadBucket", region, f),
+                Availability::Unknown,
+            ),
+            (Err(f), _) => (
+                failed(
+                    "state_bucket",
+                    ms,
+                    format!("S3 HeadBucket on {bucket} failed: {}", f.describe()),
+                    Some(f),
+                    "Check aws_default_region and the credentials' S3 permissions \
+                     (policies.state_bucket_policy), then retry."
+                        .into(),
+                ),
+                Availability::Unknown,
+            ),
+            (Ok(HeadBucket::NotFound), _) => (
+                passed(
+                    "state_bucket",
+                    ms,
+                    format!("{bucket} does not exist yet: it can be created in {region}"),
+                ),
+                Availability::Available,
+            ),
+            (Ok(_), Some(true)) => (
+                passed(
+                    "state_bucket",
+                    ms,
+                    format!("{bucket} already exists in this account: provisioning will adopt and harden it"),
+                ),
+                Availability::Owned,
+            ),
+            (Ok(_), Some(false)) => (
+                failed(
+                    "state_bucket",
+                    ms,
+                    format!(
+                        "{bucket} exists and belongs to another AWS account: provisioning would fail"
+                    ),
+                    None,
+                    "S3 names are global. Ask the owner of that bucket to delete it, or \
+                     register an account whose default bucket name is free."
+                        .into(),
+                ),
+                Availability::Taken,
+            ),
+            // The bucket exists, and S3 could not be asked whose it is.
+            (Ok(_), None) if own.as_ref().is_err_and(|f| f.kind().is_outage()) => {
+                let f = own.as_ref().err().cloned().unwrap_or_default();
+                (
+                    unreachable("state_bucket", ms, "S3 ListBuckets", region, &f),
+                    Availability::Unknown,
+                )
+            }
+            (Ok(h), None) => {
+                let missing = match h {
+                    HeadBucket::Forbidden => "s3:ListBucket on {arn} and s3:ListAllMyBuckets",
+                    _ => "s3:ListAllMyBuckets",
+                }
+                .replace("{arn}", &arn);
+                let mut step = failed(
+                    "state_bucket",
+                    ms,
+                    format!(
+                        "cannot tell whether {bucket} is yours: the credentials lack {missing}"
+                    ),
+                    own.as_ref().err(),
+                    format!(
+                        "Allow {missing} (see policies.state_bucket_policy, scoped to {arn})."
+                    ),
+                );
+                step.policies = policy();
+                (step, Availability::Forbidden)
+            }
+        };
+        (step, availability)
+    }
+}
+
+/// Why AssumeRole failed, with the policies that would fix a denial.
+fn assume_role_failure(
+    caller: &CallerIdentity,
+    role_arn: &str,
+    s: &ConnectionUnderTest<'_>,
+    f: &AwsFailure,
+    ms: u64,
+) -> Step {
+    match f.kind() {
+        k if k.is_outage() => return unreachable("assume_role", ms, "STS AssumeRole", s.region, f),
+        FailureKind::Denied => {
+            let ext = s
+                .external_id
+                .map(|e| format!(" with the condition sts:ExternalId = \"{e}\""))
+                .unwrap_or_default();
+            let mut step = failed(
+                "assume_role",
+                ms,
+                format!("{} may not assume {role_arn}: {}", caller.arn, f.describe()),
+                Some(f),
+                format!(
+                    "Both sides must allow it: (1) the user {user} needs sts:AssumeRole on \
+                     {role_arn} (policies.user_assume_role_policy); (2) the role's trust policy \
+                     must name {user} as principal{ext} (policies.role_trust_policy). Also \
+                     confirm the role name and AWS Account ID.",
+                    user = caller.arn
+                ),
+            );
+            step.policies = Some(json!({
+                "user_assume_role_policy": policies::user_assume_role_policy(role_arn),
+                "role_trust_policy": policies::role_trust_policy(&caller.arn, s.external_id.map(|e| e.as_str())),
+            }));
+            return step;
+        }
+        _ => {}
+    }
+    let hint = if f
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("DurationSeconds")
+    {
+        format!(
+            "aws_session_duration ({}) exceeds the role's maximum session duration: raise \
+             the role's maximum in IAM or lower the field.",
+            s.session_duration
+        )
+    } else {
+        "Confirm the role name and AWS Account ID, then retry.".into()
+    };
+    failed(
+        "assume_role",
+        ms,
+        format!("STS AssumeRole of {role_arn} failed: {}", f.describe()),
+        Some(f),
+        hint,
+    )
+}
