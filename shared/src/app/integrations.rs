@@ -1,11 +1,11 @@
 //! Use cases for integrations: create, read, list, update, delete, record a test,
 //! request a state bucket.
 
-use super::error::{Error, Result};
 use crate::domain::{
     check_external_id_needs_role, BucketStatus, Caller, Integration, IntegrationId,
     IntegrationName, IntegrationPatch, LastTest, NewIntegration, StateBucket, Timestamp,
 };
+use crate::error::{Error, Result};
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext,
     SecretSealer, WriteOutcome,

@@ -2,9 +2,6 @@
 //! here knows HTTP, Lambda events or the AWS SDK.
 
 pub mod connection;
-pub mod error;
 pub mod integrations;
 pub mod provisioning;
 pub mod test_connection;
-
-pub use error::{Dependency, Error, FieldError, Result};

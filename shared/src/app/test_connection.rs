@@ -2,9 +2,9 @@
 //! record its verdict.
 
 use super::connection::{ConnectionTester, ConnectionUnderTest, Report};
-use super::error::Result;
 use super::integrations::Integrations;
 use crate::domain::NewIntegration;
+use crate::error::Result;
 
 /// Dependencies of the test-connection function, built once per process.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! `SecretSealer` on KMS: Encrypt/Decrypt under one key with an encryption context.
 
-use crate::app::error::{Dependency, Result};
 use crate::domain::integration::Sealed;
+use crate::error::{Dependency, Result};
 use crate::ports::{SealContext, SecretSealer};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -50,7 +50,7 @@ impl SecretSealer for KmsSealer {
             .map_err(|e| super::unavailable(Dependency::Kms, "Encrypt", e))?;
         let blob = out
             .ciphertext_blob
-            .ok_or_else(|| crate::app::Error::internal("KMS Encrypt returned no ciphertext"))?;
+            .ok_or_else(|| crate::error::Error::internal("KMS Encrypt returned no ciphertext"))?;
         Ok(Sealed(blob.into_inner()))
     }
 
@@ -67,9 +67,9 @@ impl SecretSealer for KmsSealer {
             .map_err(|e| super::unavailable(Dependency::Kms, "Decrypt", e))?;
         let plain = out
             .plaintext
-            .ok_or_else(|| crate::app::Error::internal("KMS Decrypt returned no plaintext"))?;
+            .ok_or_else(|| crate::error::Error::internal("KMS Decrypt returned no plaintext"))?;
         let text = String::from_utf8(plain.into_inner())
-            .map_err(|e| crate::app::Error::internal_from("decrypted secret is not UTF-8", e))?;
+            .map_err(|e| crate::error::Error::internal_from("decrypted secret is not UTF-8", e))?;
         Ok(SecretString::from(text))
     }
 }

@@ -5,7 +5,7 @@ pub mod dynamo;
 pub mod kms;
 pub mod s3admin;
 
-use crate::app::error::{Dependency, Error};
+use crate::error::{Dependency, Error};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};

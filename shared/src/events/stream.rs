@@ -3,7 +3,7 @@
 //! and not the whole batch.
 
 use crate::app::provisioning::Provisioner;
-use crate::app::Error;
+use crate::error::Error;
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use std::future::Future;

@@ -1,11 +1,11 @@
 //! The HTTP layer's error: a use-case error, or what only HTTP can get wrong.
 
-use crate::app;
+use crate::error::Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
-    App(#[from] app::Error),
+    App(#[from] Error),
 
     #[error("no authenticated principal in the request context")]
     Unauthenticated,
@@ -24,6 +24,6 @@ pub enum ApiError {
 impl ApiError {
     /// A request that breaks the contract in one field (a header or query parameter).
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::App(app::Error::validation(field, message))
+        ApiError::App(Error::validation(field, message))
     }
 }

@@ -2,11 +2,11 @@
 //! type (the rules live in the types) and every violation is reported at once, named by
 //! its JSON field, so a person can fix the whole form in one go.
 
-use crate::app::error::{Error, FieldError};
 use crate::domain::{
     check_external_id_needs_role, AccessKeyId, AccountId, Description, ExternalId, IntegrationName,
     IntegrationPatch, Label, NewIntegration, Region, RoleName, SecretAccessKey, SessionDuration,
 };
+use crate::error::{Error, FieldError};
 use serde_json::{Map, Value};
 
 pub const FIELDS: &[&str] = &[

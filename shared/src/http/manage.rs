@@ -6,8 +6,8 @@ use super::request::{json_body, path_id, precondition, query};
 use super::response::{json, with_etag};
 use super::routes::{dispatch, Routes};
 use crate::app::integrations::Integrations;
-use crate::app::FieldError;
 use crate::domain::{Caller, Label};
+use crate::error::FieldError;
 use crate::ports::ListQuery;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -91,7 +91,7 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         }
     });
     if !errors.is_empty() {
-        return Err(crate::app::Error::Validation(errors).into());
+        return Err(crate::error::Error::Validation(errors).into());
     }
     Ok(ListQuery {
         label,

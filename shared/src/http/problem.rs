@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::response::text_response;
-use crate::app::Error;
+use crate::error::Error;
 use http::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::StatusCode;
 use lambda_http::{Body, Response};
@@ -89,6 +89,9 @@ fn detail(err: &ApiError) -> String {
             "{} {operation} failed ({code}); nothing was changed, retry the request",
             dependency.as_str()
         ),
+        ApiError::App(Error::PreconditionFailed { current }) => {
+            format!("the resource changed: revision {current} does not match If-Match")
+        }
         // Internal details go to the log, not to callers.
         ApiError::App(Error::Internal { .. }) => {
             "an unexpected error occurred; it has been logged".into()

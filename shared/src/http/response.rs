@@ -1,7 +1,7 @@
 //! Building responses: JSON bodies, ETags, and the API Gateway v2 response shape.
 
 use super::error::ApiError;
-use crate::app::Error;
+use crate::error::Error;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG};
 use http::StatusCode;
 use lambda_http::{Body, Response};

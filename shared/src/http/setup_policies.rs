@@ -4,10 +4,10 @@
 use super::error::ApiError;
 use super::request::query;
 use super::response::json;
-use crate::app::{Error, FieldError};
 use crate::domain::{
     policies, AccountId, BucketName, Caller, ExternalId, Partition, PrincipalArn, Region, RoleName,
 };
+use crate::error::{Error, FieldError};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;

@@ -1,9 +1,9 @@
 //! The small traits the use cases need from the outside world. AWS adapters in
 //! `crate::aws` implement them; tests may substitute their own.
 
-use crate::app::error::Result;
 use crate::domain::{AccountId, BucketName, IntegrationId, Region, Timestamp};
 use crate::domain::{BucketStatus, Integration, LastTest, Sealed, StateBucket};
+use crate::error::Result;
 use async_trait::async_trait;
 use secrecy::SecretString;
 

@@ -2,9 +2,9 @@
 //! (or adopts) it with the integration's own credentials, hardens it, and records
 //! `ready` with a Terraform backend block, or `failed` with a reason a person can act on.
 
-use crate::app::error::{Error, Result};
 use crate::app::integrations::Integrations;
 use crate::domain::{backend_block, BucketStatus, StateBucket, Timestamp};
+use crate::error::{Error, Result};
 use crate::ports::IntegrationStore;
 use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, WriteOutcome};
 use std::sync::Arc;

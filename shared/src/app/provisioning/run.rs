@@ -2,8 +2,8 @@
 //! adopt the bucket, check its owner, harden it; and the reasons a person can act on.
 
 use super::Provisioner;
-use crate::app::error::Result;
 use crate::domain::{AccountId, BucketName, Integration, StateBucket};
+use crate::error::Result;
 use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
 
 impl Provisioner {

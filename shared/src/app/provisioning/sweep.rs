@@ -2,8 +2,8 @@
 //! crashed, so no bucket stays `pending` or `provisioning` for ever.
 
 use super::{Outcome, Provisioner};
-use crate::app::error::Result;
 use crate::domain::{BucketStatus, Timestamp};
+use crate::error::Result;
 use futures::StreamExt as _;
 use std::time::Duration;
 

@@ -11,8 +11,8 @@
 //! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
 //! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
 
-use crate::app::error::{Error, Result};
 use crate::domain::{BucketStatus, Integration, StateBucket};
+use crate::error::{Error, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,

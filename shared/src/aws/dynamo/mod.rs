@@ -1,7 +1,7 @@
 //! `IntegrationStore` on DynamoDB (the table layout is in `layout`).
 
-use crate::app::error::{Dependency, Error, Result};
 use crate::domain::{BucketStatus, Integration, LastTest, StateBucket, Timestamp};
+use crate::error::{Dependency, Error, Result};
 use crate::ports::{
     BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
 };
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 mod layout;
 mod names;
+mod query;
 mod token;
 mod transact;
 
@@ -24,7 +25,6 @@ pub use layout::{
 pub use names::{NameCheck, OrphanGuard, RecordName};
 
 use layout::*;
-use token::{decode_token, encode_token, Token};
 
 pub struct DynamoStore {
     client: Client,
@@ -260,77 +260,7 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Page> {
-        let mut start = match &q.next_token {
-            Some(raw) => {
-                let t = decode_token(raw, &q.label)?;
-                Some(HashMap::from([
-                    ("pk".to_owned(), string_attr(record_key(&t.id))),
-                    ("entity".to_owned(), string_attr(ENTITY)),
-                    ("name_key".to_owned(), string_attr(t.name_key)),
-                ]))
-            }
-            None => None,
-        };
-        let mut items: Vec<Integration> = Vec::new();
-        // Where the next page starts: after the last item returned when we stopped
-        // inside a DynamoDB page, else after the last item DynamoDB evaluated.
-        let mut resume: Option<(String, String)> = None;
-        for _ in 0..MAX_PAGES_PER_LIST {
-            let want = q.limit - items.len();
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX_BY_NAME)
-                .key_condition_expression("entity = :e")
-                .expression_attribute_values(":e", string_attr(ENTITY))
-                .set_exclusive_start_key(start.take());
-            req = match &q.label {
-                // A filter is applied after the read, so read more than we need.
-                Some(label) => req
-                    .filter_expression("contains(labels, :l)")
-                    .expression_attribute_values(":l", string_attr(label))
-                    .limit(100),
-                None => req.limit(want as i32),
-            };
-            let out = req
-                .send()
-                .await
-                .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", e))?;
-            let mut cut = false;
-            for item in out.items.unwrap_or_default() {
-                if items.len() == q.limit {
-                    cut = true;
-                    break;
-                }
-                items.push(from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            resume = if cut {
-                items
-                    .last()
-                    .map(|i| (i.id.to_string(), i.name.as_str().to_lowercase()))
-            } else {
-                start.as_ref().and_then(|k| {
-                    let id = k.get("pk")?.as_s().ok()?.strip_prefix("I#")?.to_owned();
-                    Some((id, k.get("name_key")?.as_s().ok()?.clone()))
-                })
-            };
-            if items.len() == q.limit || resume.is_none() {
-                break;
-            }
-        }
-        let next_token = resume
-            .map(|(id, name_key)| {
-                encode_token(&Token {
-                    v: 1,
-                    id,
-                    name_key,
-                    label: q.label.clone(),
-                })
-            })
-            .transpose()?;
-        Ok(Page { items, next_token })
+        self.query_page(q).await
     }
 
     async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome> {
@@ -428,30 +358,7 @@ impl IntegrationStore for DynamoStore {
         changed_before: &Timestamp,
         limit: usize,
     ) -> Result<Vec<String>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(INDEX_BUCKET_SWEEP)
-            .key_condition_expression("sweep_pk = :st AND sweep_at < :before")
-            .expression_attribute_values(":st", string_attr(status.as_str()))
-            .expression_attribute_values(":before", string_attr(changed_before.as_str()))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| super::unavailable(Dependency::DynamoDb, "Query", e))?;
-        Ok(out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|item| {
-                item.get("pk")?
-                    .as_s()
-                    .ok()?
-                    .strip_prefix("I#")
-                    .map(str::to_owned)
-            })
-            .collect())
+        self.query_buckets_due(status, changed_before, limit).await
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::layout::{guard_key, string_attr, Item};
 use super::DynamoStore;
-use crate::app::error::{Dependency, Error, Result};
+use crate::error::{Dependency, Error, Result};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use serde::Serialize;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! The opaque `next_token` of a listing: where the previous page stopped, and the filter
 //! it was for. Every decoded field is checked before it reaches DynamoDB.
 
-use crate::app::error::{Error, Result};
+use crate::error::{Error, Result};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 

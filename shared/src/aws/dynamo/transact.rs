@@ -2,7 +2,7 @@
 //! only lost a `TransactionConflict` to a concurrent transaction.
 
 use super::DynamoStore;
-use crate::app::error::{Dependency, Result};
+use crate::error::{Dependency, Result};
 use crate::ports::WriteOutcome;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -241,7 +241,7 @@ mod tests {
         let started = std::time::Instant::now();
         let outcome = transact_with(&rule).await;
         assert!(
-            matches!(outcome, Err(crate::app::Error::Unavailable { .. })),
+            matches!(outcome, Err(crate::error::Error::Unavailable { .. })),
             "{outcome:?}"
         );
         assert!(rule.num_calls() <= CONFLICT_ATTEMPTS as usize);

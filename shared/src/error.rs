@@ -1,6 +1,6 @@
-//! The one error type of the use cases. Adapters translate AWS SDK errors into it,
-//! keeping the SDK error as the `source`; `http::problem` is the one place that turns it
-//! into an HTTP problem response and logs it. No variant carries a secret: messages are
+//! The one error type of the use cases and their ports. Adapters translate AWS SDK
+//! errors into it, keeping the SDK error as the `source`; `http::problem` is the one
+//! place that turns it into an HTTP problem response and logs it. No variant carries a secret: messages are
 //! built from field names, ids and AWS codes.
 
 use serde::Serialize;
@@ -59,7 +59,7 @@ pub enum Error {
         field: Option<String>,
     },
 
-    #[error("the resource changed: revision {current} does not match If-Match")]
+    #[error("the resource changed: its current revision is {current}")]
     PreconditionFailed { current: u64 },
 
     /// An idempotency key already used for a different request.
