@@ -185,6 +185,31 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A PATCH's new keys: both fields together, neither null.
+    fn key_rotation(&mut self) -> Option<(AccessKeyId, SecretAccessKey)> {
+        const KEY_ID: &str = "aws_access_key_id";
+        const SECRET: &str = "aws_secret_access_key";
+        let key_id = self.check_str(KEY_ID, AccessKeyId::parse);
+        let secret = self.check_str(SECRET, SecretAccessKey::parse);
+        let both = "is required when rotating keys (send both key fields together)";
+        match (self.map.contains_key(KEY_ID), self.map.contains_key(SECRET)) {
+            (true, false) => self.fail(SECRET, both),
+            (false, true) => self.fail(KEY_ID, both),
+            _ => {}
+        }
+        match (key_id, secret) {
+            (Some(Some(k)), Some(Some(s))) => return Some((k, s)),
+            (Some(None), _) if self.map.contains_key(KEY_ID) => {
+                self.fail(KEY_ID, "must not be null")
+            }
+            (_, Some(None)) if self.map.contains_key(SECRET) => {
+                self.fail(SECRET, "must not be null")
+            }
+            _ => {}
+        }
+        None
+    }
+
     fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Error> {
         if self.errors.is_empty() {
             Ok(value())
@@ -246,46 +271,26 @@ pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
         }
     }
 
-    let all = (
-        name,
-        description,
-        labels,
-        account,
-        key_id,
-        secret,
-        role,
-        external,
-        duration,
-        region,
-        bucket,
-    );
-    match all {
-        (
-            Some(name),
-            Some(description),
-            Some(labels),
-            Some(aws_account_id),
-            Some(aws_access_key_id),
-            Some(aws_secret_access_key),
-            Some(aws_assumed_role_name),
-            Some(aws_external_id),
-            Some(aws_session_duration),
-            Some(aws_default_region),
-            Some(create_state_bucket),
-        ) => c.finish(|| NewIntegration {
-            name,
-            description,
-            labels,
-            aws_account_id,
-            aws_access_key_id,
-            aws_secret_access_key,
-            aws_assumed_role_name,
-            aws_external_id,
-            aws_session_duration,
-            aws_default_region,
-            create_state_bucket,
-        }),
-        _ => Err(Error::Validation(c.errors)),
+    // Every field was checked above, so every error is reported; any invalid one
+    // (`None`) leaves no form.
+    let form = (|| {
+        Some(NewIntegration {
+            name: name?,
+            description: description?,
+            labels: labels?,
+            aws_account_id: account?,
+            aws_access_key_id: key_id?,
+            aws_secret_access_key: secret?,
+            aws_assumed_role_name: role?,
+            aws_external_id: external?,
+            aws_session_duration: duration?,
+            aws_default_region: region?,
+            create_state_bucket: bucket?,
+        })
+    })();
+    match form {
+        Some(form) => c.finish(|| form),
+        None => Err(Error::Validation(c.errors)),
     }
 }
 
@@ -316,32 +321,7 @@ pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<Integrati
     if present("labels") {
         patch.labels = c.labels().map(Option::unwrap_or_default);
     }
-    let key_id = c.check_str("aws_access_key_id", AccessKeyId::parse);
-    let secret = c.check_str("aws_secret_access_key", SecretAccessKey::parse);
-    match (
-        has(&map, "aws_access_key_id"),
-        has(&map, "aws_secret_access_key"),
-    ) {
-        (true, false) => c.fail(
-            "aws_secret_access_key",
-            "is required when rotating keys (send both key fields together)",
-        ),
-        (false, true) => c.fail(
-            "aws_access_key_id",
-            "is required when rotating keys (send both key fields together)",
-        ),
-        _ => {}
-    }
-    match (key_id, secret) {
-        (Some(Some(k)), Some(Some(s))) => patch.keys = Some((k, s)),
-        (Some(None), _) if present("aws_access_key_id") => {
-            c.fail("aws_access_key_id", "must not be null")
-        }
-        (_, Some(None)) if present("aws_secret_access_key") => {
-            c.fail("aws_secret_access_key", "must not be null")
-        }
-        _ => {}
-    }
+    patch.keys = c.key_rotation();
     if present("aws_assumed_role_name") {
         // The stored region is not known here: a pasted ARN's partition is checked against
         // the region only when the same PATCH sets it.

@@ -28,9 +28,25 @@ fn parsed<T>(
     })
 }
 
+/// What the caller asked for, each value parsed.
+struct Inputs {
+    account: AccountId,
+    partition: Partition,
+    bucket: BucketName,
+    /// The role and the user its trust policy names, when asked for the role's policies.
+    role: Option<(RoleName, PrincipalArn)>,
+    external: Option<ExternalId>,
+}
+
 /// The policy documents of the setup guide, filled in with the caller's values.
 pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
-    let get = |k: &str| query(&req, k);
+    let inputs = inputs(&req)?;
+    json(StatusCode::OK, &documents(&inputs))
+}
+
+/// Every parameter checked, every problem named at once.
+fn inputs(req: &Request) -> Result<Inputs, ApiError> {
+    let get = |k: &str| query(req, k);
     let mut errors = Vec::new();
     let e = &mut errors;
     let account = parsed(e, "aws_account_id", get("aws_account_id"), AccountId::parse);
@@ -68,27 +84,36 @@ pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
             ));
         }
     }
-    if !errors.is_empty() {
+    let (Some(account), true) = (account, errors.is_empty()) else {
         return Err(Error::Validation(errors).into());
-    }
-    let account = account.ok_or_else(|| Error::validation("aws_account_id", "is required"))?;
+    };
     let partition = match (&user_arn, &region) {
         (_, Some(r)) => r.partition(),
         (Some(arn), None) => arn.partition(),
         (None, None) => Partition::Aws,
     };
-    let bucket = bucket.unwrap_or_else(|| account.state_bucket_name());
+    Ok(Inputs {
+        bucket: bucket.unwrap_or_else(|| account.state_bucket_name()),
+        account,
+        partition,
+        role: role.zip(user_arn),
+        external,
+    })
+}
+
+fn documents(i: &Inputs) -> serde_json::Value {
     let mut policies = serde_json::Map::new();
     let mut body = json!({
-        "aws_account_id": account.as_str(),
-        "partition": partition.as_str(),
-        "bucket_arn": bucket.arn(partition),
+        "aws_account_id": i.account.as_str(),
+        "partition": i.partition.as_str(),
+        "bucket_arn": i.bucket.arn(i.partition),
     });
-    if let (Some(role), Some(user)) = (&role, &user_arn) {
-        let arn = role.arn(partition, &account);
+    if let Some((role, user)) = &i.role {
+        let arn = role.arn(i.partition, &i.account);
+        let external = i.external.as_ref().map(ExternalId::as_str);
         policies.insert(
             "role_trust_policy".into(),
-            policies::role_trust_policy(user.as_str(), external.as_ref().map(ExternalId::as_str)),
+            policies::role_trust_policy(user.as_str(), external),
         );
         policies.insert(
             "user_assume_role_policy".into(),
@@ -99,8 +124,8 @@ pub fn get(_: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     }
     policies.insert(
         "state_bucket_policy".into(),
-        policies::state_bucket_policy(partition, &bucket),
+        policies::state_bucket_policy(i.partition, &i.bucket),
     );
     body["policies"] = serde_json::Value::Object(policies);
-    json(StatusCode::OK, &body)
+    body
 }

@@ -1,13 +1,12 @@
 //! The steps of Test Connection, in order: credentials, account, role, state bucket.
 
+use super::bucket::BucketFindings;
 use super::steps::{credentials_failure, failed, passed, skipped, step, unreachable, Budget};
 use super::{
     Availability, BucketReport, ConnectionTester, ConnectionUnderTest, Findings, Step, StepStatus,
 };
 use crate::domain::{policies, BucketName, Partition, Region, RoleName};
-use crate::ports::{
-    AssumeRole, AwsCredentials, AwsFailure, CallerIdentity, FailureKind, HeadBucket,
-};
+use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CallerIdentity, FailureKind};
 use serde_json::json;
 
 /// Step 2, account: does it match? With a role, the role's account is the one that counts
@@ -135,6 +134,18 @@ impl ConnectionTester {
              permission and the role's trust policy both allow it",
             caller.arn, s.session_duration
         ));
+        self.role_identity(budget, s, temp, found).await
+    }
+
+    /// Step 4: do the role's temporary credentials act in the account? They are the
+    /// effective credentials when they do.
+    async fn role_identity(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        temp: AwsCredentials,
+        found: &mut Findings,
+    ) -> Option<AwsCredentials> {
         let (res, ms) = budget
             .call(self.identity.caller_identity(&temp, s.region))
             .await;
@@ -240,97 +251,20 @@ impl ConnectionTester {
         partition: Partition,
         bucket: &BucketName,
     ) -> (Step, Availability) {
-        let arn = bucket.arn(partition);
         // Independent: run both at once.
         let ((head, ms1), (own, ms2)) = tokio::join!(
             budget.call(self.buckets.head_bucket(creds, region, bucket)),
             budget.call(self.buckets.own_buckets(creds, region, bucket.as_str())),
         );
-        let ms = ms1.max(ms2);
-        let owned = own
-            .as_ref()
-            .ok()
-            .map(|names| names.iter().any(|n| *bucket == n.as_str()));
-        let policy = || {
-            Some(json!({"state_bucket_policy": policies::state_bucket_policy(partition, bucket)}))
+        let found = BucketFindings {
+            head,
+            own,
+            ms: ms1.max(ms2),
+            region,
+            partition,
+            bucket,
         };
-        let (step, availability) = match (&head, owned) {
-            (Err(f), _) if f.kind().is_outage() => (
-                unreachable("state_bucket", ms, "S3 HeadBucket", region, f),
-                Availability::Unknown,
-            ),
-            (Err(f), _) => (
-                failed(
-                    "state_bucket",
-                    ms,
-                    format!("S3 HeadBucket on {bucket} failed: {}", f.describe()),
-                    Some(f),
-                    "Check aws_default_region and the credentials' S3 permissions \
-                     (policies.state_bucket_policy), then retry."
-                        .into(),
-                ),
-                Availability::Unknown,
-            ),
-            (Ok(HeadBucket::NotFound), _) => (
-                passed(
-                    "state_bucket",
-                    ms,
-                    format!("{bucket} does not exist yet: it can be created in {region}"),
-                ),
-                Availability::Available,
-            ),
-            (Ok(_), Some(true)) => (
-                passed(
-                    "state_bucket",
-                    ms,
-                    format!("{bucket} already exists in this account: provisioning will adopt and harden it"),
-                ),
-                Availability::Owned,
-            ),
-            (Ok(_), Some(false)) => (
-                failed(
-                    "state_bucket",
-                    ms,
-                    format!(
-                        "{bucket} exists and belongs to another AWS account: provisioning would fail"
-                    ),
-                    None,
-                    "S3 names are global. Ask the owner of that bucket to delete it, or \
-                     register an account whose default bucket name is free."
-                        .into(),
-                ),
-                Availability::Taken,
-            ),
-            // The bucket exists, and S3 could not be asked whose it is.
-            (Ok(_), None) if own.as_ref().is_err_and(|f| f.kind().is_outage()) => {
-                let f = own.as_ref().err().cloned().unwrap_or_default();
-                (
-                    unreachable("state_bucket", ms, "S3 ListBuckets", region, &f),
-                    Availability::Unknown,
-                )
-            }
-            (Ok(h), None) => {
-                let missing = match h {
-                    HeadBucket::Forbidden => "s3:ListBucket on {arn} and s3:ListAllMyBuckets",
-                    _ => "s3:ListAllMyBuckets",
-                }
-                .replace("{arn}", &arn);
-                let mut step = failed(
-                    "state_bucket",
-                    ms,
-                    format!(
-                        "cannot tell whether {bucket} is yours: the credentials lack {missing}"
-                    ),
-                    own.as_ref().err(),
-                    format!(
-                        "Allow {missing} (see policies.state_bucket_policy, scoped to {arn})."
-                    ),
-                );
-                step.policies = policy();
-                (step, Availability::Forbidden)
-            }
-        };
-        (step, availability)
+        found.verdict()
     }
 }
 

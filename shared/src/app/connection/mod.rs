@@ -6,6 +6,7 @@
 //!
 //! `checks` holds the steps, `steps` how a step's result is written.
 
+mod bucket;
 mod checks;
 mod steps;
 

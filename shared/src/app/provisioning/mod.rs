@@ -90,49 +90,17 @@ impl Provisioner {
         let Some(integration) = self.store.get(id).await? else {
             return Ok(Outcome::Skipped("integration deleted"));
         };
-        let Some(bucket) = integration.state_bucket.clone() else {
-            return Ok(Outcome::Skipped("no state bucket requested"));
+        let mut claimed = match self.claim(id, integration.state_bucket.as_ref()).await? {
+            Ok(claimed) => claimed,
+            Err(skipped) => return Ok(Outcome::Skipped(skipped)),
         };
-        let stale_before = Timestamp::ago(self.settings.stale_after);
-        match bucket.status {
-            BucketStatus::Pending => {}
-            BucketStatus::Provisioning
-                if Timestamp::is_before(bucket.status_changed_at.as_ref(), &stale_before) => {}
-            BucketStatus::Provisioning => {
-                return Ok(Outcome::Skipped("another run is provisioning"))
-            }
-            BucketStatus::Ready => return Ok(Outcome::Skipped("already ready")),
-            BucketStatus::Failed => {
-                return Ok(Outcome::Skipped("failed; waiting for a retry request"))
-            }
-        }
-        let mut claimed = StateBucket {
-            status: BucketStatus::Provisioning,
-            reason: None,
-            attempts: bucket.attempts + 1,
-            status_changed_at: Some(Timestamp::now()),
-            ..bucket.clone()
-        };
-        let guard = BucketGuard {
-            allow_absent: false,
-            from: &[BucketStatus::Pending],
-            unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
-        };
-        if self.store.set_bucket(id, &claimed, guard).await? != WriteOutcome::Written {
-            return Ok(Outcome::Skipped("another run claimed it"));
-        }
         tracing::info!(integration_id = id, bucket = %claimed.name, attempt = claimed.attempts, "provisioning state bucket");
-
-        let result = self.run(&integration, &claimed).await;
-        let outcome = match result {
+        let outcome = match self.run(&integration, &claimed).await {
             Ok(Ok(arn)) => {
                 claimed.status = BucketStatus::Ready;
                 claimed.arn = Some(arn);
-                claimed.backend = Some(backend_block(
-                    &claimed.name,
-                    &claimed.region,
-                    integration.name.as_str(),
-                ));
+                let name = integration.name.as_str();
+                claimed.backend = Some(backend_block(&claimed.name, &claimed.region, name));
                 Outcome::Ready
             }
             Ok(Err(why)) => {
@@ -141,17 +109,7 @@ impl Provisioner {
                 Outcome::Failed(why)
             }
             Err(e) => {
-                // Our own dependency failed (e.g. KMS): hand the claim back so a retry can
-                // take it at once, and let the caller report the record as failed.
-                claimed.status = BucketStatus::Pending;
-                claimed.status_changed_at = Some(Timestamp::now());
-                let back = BucketGuard {
-                    from: &[BucketStatus::Provisioning],
-                    ..Default::default()
-                };
-                if let Err(release) = self.store.set_bucket(id, &claimed, back).await {
-                    tracing::warn!(integration_id = id, error = %release, "could not release the claim");
-                }
+                self.release(id, claimed).await;
                 return Err(e);
             }
         };
@@ -168,6 +126,58 @@ impl Provisioner {
             "state bucket provisioning finished"
         );
         Ok(outcome)
+    }
+
+    /// Takes a pending bucket, or a `provisioning` one whose run crashed, with a
+    /// conditional write: `Err` says why there is nothing to do (no bucket, done, or
+    /// another run holds it).
+    async fn claim(
+        &self,
+        id: &str,
+        bucket: Option<&StateBucket>,
+    ) -> Result<std::result::Result<StateBucket, &'static str>> {
+        let Some(bucket) = bucket else {
+            return Ok(Err("no state bucket requested"));
+        };
+        let stale_before = Timestamp::ago(self.settings.stale_after);
+        let crashed = Timestamp::is_before(bucket.status_changed_at.as_ref(), &stale_before);
+        match bucket.status {
+            BucketStatus::Pending => {}
+            BucketStatus::Provisioning if crashed => {}
+            BucketStatus::Provisioning => return Ok(Err("another run is provisioning")),
+            BucketStatus::Ready => return Ok(Err("already ready")),
+            BucketStatus::Failed => return Ok(Err("failed; waiting for a retry request")),
+        }
+        let claimed = StateBucket {
+            status: BucketStatus::Provisioning,
+            reason: None,
+            attempts: bucket.attempts + 1,
+            status_changed_at: Some(Timestamp::now()),
+            ..bucket.clone()
+        };
+        let guard = BucketGuard {
+            allow_absent: false,
+            from: &[BucketStatus::Pending],
+            unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
+        };
+        Ok(match self.store.set_bucket(id, &claimed, guard).await? {
+            WriteOutcome::Written => Ok(claimed),
+            _ => Err("another run claimed it"),
+        })
+    }
+
+    /// Our own dependency failed (e.g. KMS): hands the claim back so a retry can take it
+    /// at once; the caller reports the failure.
+    async fn release(&self, id: &str, mut claimed: StateBucket) {
+        claimed.status = BucketStatus::Pending;
+        claimed.status_changed_at = Some(Timestamp::now());
+        let back = BucketGuard {
+            from: &[BucketStatus::Provisioning],
+            ..Default::default()
+        };
+        if let Err(e) = self.store.set_bucket(id, &claimed, back).await {
+            tracing::warn!(integration_id = id, error = %e.chain(), "could not release the claim");
+        }
     }
 
     /// `POST .../state-bucket`: queues a bucket that was not requested or failed; re-drives

@@ -2,18 +2,16 @@
 //! adopt the bucket, check its owner, harden it; and the reasons a person can act on.
 
 use super::Provisioner;
-use crate::domain::{AccountId, BucketName, Integration, StateBucket};
+use crate::domain::{AccountId, BucketName, Integration, RoleName, StateBucket};
 use crate::error::Result;
 use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
 
+/// A run's verdict on the user's side: the bucket's ARN, or why it failed.
+type Verdict = std::result::Result<String, String>;
+
 impl Provisioner {
     /// `Ok(Ok(arn))` ready, `Ok(Err(reason))` failed in the user's account, `Err` ours.
-    pub(super) async fn run(
-        &self,
-        i: &Integration,
-        bucket: &StateBucket,
-    ) -> Result<std::result::Result<String, String>> {
-        let partition = bucket.region.partition();
+    pub(super) async fn run(&self, i: &Integration, bucket: &StateBucket) -> Result<Verdict> {
         let secret = self.integrations.secret_of(i).await?;
         let user = AwsCredentials {
             access_key_id: i.aws_access_key_id.as_str().to_owned(),
@@ -22,42 +20,59 @@ impl Provisioner {
         };
         let creds = match &i.aws_assumed_role_name {
             None => user,
-            Some(role) => {
-                let arn = role.arn(partition, &i.aws_account_id);
-                let session = format!(
-                    "infrakitchen-{}",
-                    ulid::Ulid::new().to_string().to_lowercase()
-                );
-                let req = AssumeRole {
-                    role_arn: &arn,
-                    session_name: &session,
-                    duration_seconds: i.aws_session_duration.as_secs(),
-                    external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
-                };
-                match self.identity.assume_role(&user, &bucket.region, &req).await {
-                    Ok(c) => c,
-                    Err(f) => return Ok(Err(reason("AssumeRole", &arn, &f))),
-                }
-            }
+            Some(role) => match self.assume(i, role, bucket, &user).await {
+                Ok(creds) => creds,
+                Err(why) => return Ok(Err(why)),
+            },
         };
-        let arn = bucket.name.arn(partition);
-        match self
-            .s3
-            .create_bucket(&creds, &bucket.region, &bucket.name)
+        Ok(self.create_and_harden(i, bucket, &creds).await)
+    }
+
+    /// The role's temporary credentials, or why AssumeRole failed.
+    async fn assume(
+        &self,
+        i: &Integration,
+        role: &RoleName,
+        bucket: &StateBucket,
+        user: &AwsCredentials,
+    ) -> std::result::Result<AwsCredentials, String> {
+        let arn = role.arn(bucket.region.partition(), &i.aws_account_id);
+        let session = format!(
+            "infrakitchen-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let req = AssumeRole {
+            role_arn: &arn,
+            session_name: &session,
+            duration_seconds: i.aws_session_duration.as_secs(),
+            external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
+        };
+        self.identity
+            .assume_role(user, &bucket.region, &req)
             .await
-        {
+            .map_err(|f| reason("AssumeRole", &arn, &f))
+    }
+
+    /// Creates (or adopts) the bucket, checks that the account owns it, and applies
+    /// every hardening setting; reruns converge.
+    async fn create_and_harden(
+        &self,
+        i: &Integration,
+        bucket: &StateBucket,
+        creds: &AwsCredentials,
+    ) -> Verdict {
+        let (region, name, account) = (&bucket.region, &bucket.name, &i.aws_account_id);
+        let partition = region.partition();
+        let arn = name.arn(partition);
+        match self.s3.create_bucket(creds, region, name).await {
             Ok(CreateBucket::Created | CreateBucket::AlreadyOwned) => {}
-            Ok(CreateBucket::Taken) => return Ok(Err(taken(&bucket.name, &i.aws_account_id))),
-            Err(f) => return Ok(Err(reason("CreateBucket", &arn, &f))),
+            Ok(CreateBucket::Taken) => return Err(taken(name, account)),
+            Err(f) => return Err(reason("CreateBucket", &arn, &f)),
         }
-        match self
-            .s3
-            .owned_by(&creds, &bucket.region, &bucket.name, &i.aws_account_id)
-            .await
-        {
+        match self.s3.owned_by(creds, region, name, account).await {
             Ok(true) => {}
-            Ok(false) => return Ok(Err(taken(&bucket.name, &i.aws_account_id))),
-            Err(f) => return Ok(Err(reason("HeadBucket", &arn, &f))),
+            Ok(false) => return Err(taken(name, account)),
+            Err(f) => return Err(reason("HeadBucket", &arn, &f)),
         }
         let spec = Hardening {
             partition,
@@ -69,18 +84,15 @@ impl Provisioner {
                 ("infrakitchen:purpose".into(), "terraform-state".into()),
             ],
         };
-        let failures = self
-            .s3
-            .harden(&creds, &bucket.region, &bucket.name, &spec)
-            .await;
+        let failures = self.s3.harden(creds, region, name, &spec).await;
         if !failures.is_empty() {
             let reasons: Vec<String> = failures.iter().map(|(op, f)| reason(op, &arn, f)).collect();
-            return Ok(Err(format!(
+            return Err(format!(
                 "the bucket exists but is not fully hardened: {}",
                 reasons.join("; ")
-            )));
+            ));
         }
-        Ok(Ok(arn))
+        Ok(arn)
     }
 }
 

@@ -99,6 +99,62 @@ impl DynamoStore {
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         Ok(TransactWriteItem::builder().delete(del).build())
     }
+
+    /// The conditional update of the caller-owned fields (`CALLER_FIELDS`) of `old` to
+    /// those of `new`, valid only while `old.revision` is current.
+    fn update_item(&self, new: &Integration, old: &Integration) -> Result<TransactWriteItem> {
+        let item = to_item(new)?;
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        for (n, field) in CALLER_FIELDS.iter().enumerate() {
+            names.insert(format!("#f{n}"), (*field).to_owned());
+            match item.get(*field) {
+                Some(v) => {
+                    set.push(format!("#f{n} = :v{n}"));
+                    values.insert(format!(":v{n}"), v.clone());
+                }
+                None => remove.push(format!("#f{n}")),
+            }
+        }
+        // A bucket is only ever added here (the caller turned it on and there was none);
+        // after that only set_bucket writes it. If one appeared since our read, the
+        // revision check below does not see it, so the condition asks for its absence.
+        let adds_bucket = old.state_bucket.is_none() && item.contains_key("state_bucket");
+        if adds_bucket {
+            for field in ["state_bucket", "sweep_pk", "sweep_at"] {
+                if let Some(v) = item.get(field) {
+                    names.insert(format!("#{field}"), field.to_owned());
+                    values.insert(format!(":{field}"), v.clone());
+                    set.push(format!("#{field} = :{field}"));
+                }
+            }
+        }
+        names.insert("#rev".into(), "revision".into());
+        values.insert(
+            ":expected".into(),
+            AttributeValue::N(old.revision.to_string()),
+        );
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", string_attr(record_key(old.id.as_str())))
+            .update_expression(expr)
+            .condition_expression(if adds_bucket {
+                "#rev = :expected AND attribute_not_exists(#state_bucket)"
+            } else {
+                "#rev = :expected"
+            })
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
 }
 
 #[async_trait]
@@ -151,57 +207,7 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn update(&self, new: &Integration, old: &Integration) -> Result<WriteOutcome> {
-        let item = to_item(new)?;
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        for (n, field) in CALLER_FIELDS.iter().enumerate() {
-            names.insert(format!("#f{n}"), (*field).to_owned());
-            match item.get(*field) {
-                Some(v) => {
-                    set.push(format!("#f{n} = :v{n}"));
-                    values.insert(format!(":v{n}"), v.clone());
-                }
-                None => remove.push(format!("#f{n}")),
-            }
-        }
-        // A bucket is only ever added here (the caller turned it on and there was none);
-        // after that only set_bucket writes it. If one appeared since our read, the
-        // revision check below does not see it, so the condition asks for its absence.
-        let adds_bucket = old.state_bucket.is_none() && item.contains_key("state_bucket");
-        if adds_bucket {
-            for field in ["state_bucket", "sweep_pk", "sweep_at"] {
-                if let Some(v) = item.get(field) {
-                    names.insert(format!("#{field}"), field.to_owned());
-                    values.insert(format!(":{field}"), v.clone());
-                    set.push(format!("#{field} = :{field}"));
-                }
-            }
-        }
-        names.insert("#rev".into(), "revision".into());
-        values.insert(
-            ":expected".into(),
-            AttributeValue::N(old.revision.to_string()),
-        );
-        let mut expr = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_attr(record_key(old.id.as_str())))
-            .update_expression(expr)
-            .condition_expression(if adds_bucket {
-                "#rev = :expected AND attribute_not_exists(#state_bucket)"
-            } else {
-                "#rev = :expected"
-            })
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        let update = TransactWriteItem::builder().update(update).build();
+        let update = self.update_item(new, old)?;
         let renamed = new.name.as_str().to_lowercase() != old.name.as_str().to_lowercase();
         if !renamed {
             return self.transact(vec![update], |_| WriteOutcome::Stale).await;
@@ -291,37 +297,7 @@ impl IntegrationStore for DynamoStore {
             (":b".to_owned(), value),
             (":t".to_owned(), AttributeValue::Bool(true)),
         ]);
-        let mut clauses = vec![];
-        if guard.allow_absent {
-            clauses.push("attribute_not_exists(state_bucket)".to_owned());
-        }
-        for (n, st) in guard.from.iter().enumerate() {
-            clauses.push(format!("state_bucket.#st = :from{n}"));
-            values.insert(format!(":from{n}"), string_attr(st.as_str()));
-        }
-        if let Some((status, before)) = guard.unchanged_since_before {
-            clauses.push("state_bucket.#st = :since_st AND state_bucket.#at < :before".to_owned());
-            values.insert(":since_st".into(), string_attr(status.as_str()));
-            values.insert(":before".into(), string_attr(before.as_str()));
-        }
-        // DynamoDB refuses redundant parentheses, so only alternatives get them.
-        let condition = match clauses.as_slice() {
-            [] => "attribute_exists(pk)".to_owned(),
-            [one] => format!("attribute_exists(pk) AND {one}"),
-            many => {
-                let alternatives: Vec<String> = many
-                    .iter()
-                    .map(|c| {
-                        if c.contains(" AND ") {
-                            format!("({c})")
-                        } else {
-                            c.clone()
-                        }
-                    })
-                    .collect();
-                format!("attribute_exists(pk) AND ({})", alternatives.join(" OR "))
-            }
-        };
+        let condition = guard_condition(&guard, &mut values);
         let mut names = HashMap::new();
         if condition.contains("#st") {
             names.insert("#st".to_owned(), "status".to_owned());
@@ -359,6 +335,44 @@ impl IntegrationStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<String>> {
         self.query_buckets_due(status, changed_before, limit).await
+    }
+}
+
+/// The condition of a bucket write under `guard`, adding its values to `values`.
+/// DynamoDB refuses redundant parentheses, so only alternatives get them.
+fn guard_condition(
+    guard: &BucketGuard<'_>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> String {
+    let mut clauses = vec![];
+    if guard.allow_absent {
+        clauses.push("attribute_not_exists(state_bucket)".to_owned());
+    }
+    for (n, st) in guard.from.iter().enumerate() {
+        clauses.push(format!("state_bucket.#st = :from{n}"));
+        values.insert(format!(":from{n}"), string_attr(st.as_str()));
+    }
+    if let Some((status, before)) = guard.unchanged_since_before {
+        clauses.push("state_bucket.#st = :since_st AND state_bucket.#at < :before".to_owned());
+        values.insert(":since_st".into(), string_attr(status.as_str()));
+        values.insert(":before".into(), string_attr(before.as_str()));
+    }
+    match clauses.as_slice() {
+        [] => "attribute_exists(pk)".to_owned(),
+        [one] => format!("attribute_exists(pk) AND {one}"),
+        many => {
+            let alternatives: Vec<String> = many
+                .iter()
+                .map(|c| {
+                    if c.contains(" AND ") {
+                        format!("({c})")
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            format!("attribute_exists(pk) AND ({})", alternatives.join(" OR "))
+        }
     }
 }
 
