@@ -841,3 +841,45 @@ async fn the_sweeper_takes_over_crashed_runs_only() {
     assert_eq!(status(ids[1].clone()).await["status"], "provisioning");
     assert_eq!(status(ids[2].clone()).await["status"], "failed");
 }
+
+/// A `provisioning` bucket without a recorded time (an old record, or an unreadable time)
+/// counts as long stuck: the sweeper takes it over instead of skipping it for ever.
+#[tokio::test]
+async fn a_crashed_run_without_a_recorded_time_is_taken_over() {
+    use integrations_core::domain::StateBucket;
+    use integrations_core::ports::{BucketGuard, WriteOutcome};
+    let env = TestEnv::new().await;
+    let p = impatient_provisioner(&env);
+    let store = env.store();
+    let r = env
+        .post(
+            "/integrations/aws",
+            &bucket_form("timeless", &random_account(), None),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let current = store.get(&id).await.unwrap().unwrap();
+    let crashed = StateBucket {
+        status: BucketStatus::Provisioning,
+        status_changed_at: None,
+        attempts: 1,
+        ..current.state_bucket.unwrap()
+    };
+    let guard = BucketGuard {
+        from: &[BucketStatus::Pending],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.set_bucket(&id, &crashed, guard).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let swept = p.sweep().await.unwrap();
+    assert_eq!((swept.due, swept.ready), (1, 1), "{swept:?}");
+    let b = env
+        .get(&format!("/integrations/aws/{id}/state-bucket"))
+        .await
+        .body;
+    assert_eq!(b["status"], "ready", "{b}");
+    assert_eq!(b["attempts"], 2, "{b}");
+}

@@ -5,3 +5,9 @@ pub mod connection;
 pub mod integrations;
 pub mod provisioning;
 pub mod test_connection;
+
+/// In-memory fakes of every port, and the use cases' unit tests through them.
+#[cfg(test)]
+pub(crate) mod fakes;
+#[cfg(test)]
+mod tests;

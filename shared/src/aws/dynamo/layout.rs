@@ -82,16 +82,20 @@ struct Stored<'a> {
 }
 
 /// The sweep index keys of a bucket: present only while it may need re-driving.
+/// `sweep_at` of a waiting bucket whose status has no recorded time.
+pub const NO_TIME: &str = "1970-01-01T00:00:00.000Z";
+
 pub(super) fn sweep_keys(bucket: Option<&StateBucket>) -> Option<(&'static str, String)> {
     let b = bucket?;
     match b.status {
         BucketStatus::Pending | BucketStatus::Provisioning => Some((
             b.status.as_str(),
-            // A missing time sorts first: such a bucket is always due.
+            // A missing time sorts first, so such a bucket is always due; an index key may
+            // not be empty, so it is the earliest time rather than "".
             b.status_changed_at
                 .as_ref()
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_default(),
+                .map_or(NO_TIME, |t| t.as_str())
+                .to_owned(),
         )),
         BucketStatus::Ready | BucketStatus::Failed => None,
     }

@@ -353,7 +353,13 @@ fn guard_condition(
         values.insert(format!(":from{n}"), string_attr(st.as_str()));
     }
     if let Some((status, before)) = guard.unchanged_since_before {
-        clauses.push("state_bucket.#st = :since_st AND state_bucket.#at < :before".to_owned());
+        // A missing time counts as long ago (as `Timestamp::is_before` has it), so a
+        // record without one can still be taken over.
+        clauses.push(
+            "state_bucket.#st = :since_st AND (attribute_not_exists(state_bucket.#at) OR \
+             state_bucket.#at < :before)"
+                .to_owned(),
+        );
         values.insert(":since_st".into(), string_attr(status.as_str()));
         values.insert(":before".into(), string_attr(before.as_str()));
     }

@@ -1,0 +1,132 @@
+//! In-memory fakes of every port, for unit tests of the use cases without AWS: a store
+//! with the DynamoDB store's semantics, a reversible sealer bound to its context like
+//! KMS, and a user's AWS account whose every answer a test can script.
+//!
+//! Domain inputs are built only by [`form`] and [`patch`], from JSON through the HTTP
+//! layer's own parsers, so tests never depend on how the domain types are spelled.
+
+mod account;
+mod store;
+
+pub(crate) use account::{aws_error, Call, FakeAccount, TEMP_KEY_ID, USER_ARN};
+pub(crate) use store::{MemoryStore, Op};
+
+use crate::domain::{Integration, IntegrationPatch, NewIntegration, Sealed};
+use crate::error::{Dependency, Error, Result};
+use crate::ports::{SealContext, SecretSealer};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// A valid create form: these fields over a minimal valid body (`null` removes one).
+/// Panics on an invalid form: a test that builds one means to.
+pub(crate) fn form(fields: Value) -> NewIntegration {
+    let mut body = json!({
+        "name": "aws-production",
+        "aws_account_id": ACCOUNT,
+        "aws_access_key_id": KEY_ID,
+        "aws_secret_access_key": SECRET,
+    });
+    if let (Some(base), Value::Object(extra)) = (body.as_object_mut(), fields) {
+        for (k, v) in extra {
+            match v {
+                Value::Null => base.remove(&k),
+                v => base.insert(k, v),
+            };
+        }
+    }
+    match crate::http::input::parse_new(body.to_string().as_bytes()) {
+        Ok(form) => form,
+        Err(e) => panic!("test form {body} is invalid: {e:?}"),
+    }
+}
+
+/// A PATCH body as `Integrations::update` takes it: parsed against the current record.
+pub(crate) fn patch(body: Value) -> impl FnOnce(&Integration) -> Result<IntegrationPatch> {
+    move |current| {
+        crate::http::input::parse_patch(body.to_string().as_bytes(), &current.aws_account_id)
+    }
+}
+
+/// A sealer that writes the context beside the secret (scrambled, so the ciphertext never
+/// shows it): reversible, and opening under another context fails as KMS Decrypt does
+/// (`InvalidCiphertextException`, mapped as the adapter maps it). `fail_next` makes the
+/// next calls fail as a KMS outage.
+#[derive(Default)]
+pub(crate) struct MemorySealer {
+    failures: AtomicU32,
+    seals: AtomicU32,
+    opens: AtomicU32,
+}
+
+fn kms_error(operation: &'static str, code: &str) -> Error {
+    Error::Unavailable {
+        dependency: Dependency::Kms,
+        operation,
+        code: code.into(),
+        retry_after: std::time::Duration::from_secs(5),
+        source: None,
+    }
+}
+
+fn bound_to(ctx: SealContext<'_>) -> String {
+    format!("{}/{}\n", ctx.integration_id, ctx.aws_account_id)
+}
+
+/// Its own inverse.
+fn scramble(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().map(|b| b ^ 0x5a).collect()
+}
+
+impl MemorySealer {
+    /// The next `n` calls (seal or open) fail with `Error::Unavailable` (KMS).
+    pub(crate) fn fail_next(&self, n: u32) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// How many times a secret was sealed (successfully or not).
+    pub(crate) fn seals(&self) -> u32 {
+        self.seals.load(Ordering::SeqCst)
+    }
+
+    /// How many times a secret was opened (successfully or not).
+    pub(crate) fn opens(&self) -> u32 {
+        self.opens.load(Ordering::SeqCst)
+    }
+
+    fn outage(&self, operation: &'static str) -> Result<()> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match failing {
+            Ok(_) => Err(kms_error(operation, "KMSInternalException")),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSealer for MemorySealer {
+    async fn seal(&self, secret: &SecretString, ctx: SealContext<'_>) -> Result<Sealed> {
+        self.seals.fetch_add(1, Ordering::SeqCst);
+        self.outage("Encrypt")?;
+        let mut sealed = bound_to(ctx).into_bytes();
+        sealed.extend(scramble(secret.expose_secret().as_bytes()));
+        Ok(Sealed(sealed))
+    }
+
+    async fn open(&self, sealed: &Sealed, ctx: SealContext<'_>) -> Result<SecretString> {
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        self.outage("Decrypt")?;
+        let secret = sealed.0.strip_prefix(bound_to(ctx).as_bytes());
+        match secret.map(|s| String::from_utf8(scramble(s))) {
+            Some(Ok(secret)) => Ok(SecretString::from(secret)),
+            _ => Err(kms_error("Decrypt", "InvalidCiphertextException")),
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! `IntegrationStore` in memory, with the semantics of `crate::aws::dynamo::DynamoStore`:
+//! a name guard per lower-cased name, conditional writes on the revision, updates that
+//! write only the caller's fields, idempotency keys, guarded state bucket writes and the
+//! sweep index.
+
+use crate::domain::{BucketStatus, Integration, IntegrationName, LastTest, StateBucket, Timestamp};
+use crate::error::{Dependency, Error, Result};
+use crate::ports::{
+    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
+};
+use async_trait::async_trait;
+use base64::Engine as _;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// The store's operations, to script failures and interference and to count calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Create,
+    Get,
+    Update,
+    Delete,
+    List,
+    RecordTest,
+    SetBucket,
+    BucketsDue,
+}
+
+/// Something another writer does just before an operation runs (a lost race).
+type Meddling = Box<dyn FnOnce(&mut Tables) + Send>;
+
+/// What the table holds.
+#[derive(Default)]
+pub(crate) struct Tables {
+    records: BTreeMap<String, Integration>,
+    /// Lower-cased name -> the id holding it.
+    names: HashMap<String, String>,
+    /// Scoped idempotency key -> (fingerprint, response).
+    keys: HashMap<String, (String, String)>,
+}
+
+impl Tables {
+    /// Changes a stored record in place, as another writer would (no guard is moved).
+    pub(crate) fn edit(&mut self, id: impl AsRef<str>, f: impl FnOnce(&mut Integration)) {
+        let id = id.as_ref();
+        match self.records.get_mut(id) {
+            Some(record) => f(record),
+            None => panic!("no record {id} to edit"),
+        }
+    }
+
+    /// Deletes a record and its name guard, as a concurrent DELETE would.
+    pub(crate) fn remove(&mut self, id: impl AsRef<str>) {
+        if let Some(old) = self.records.remove(id.as_ref()) {
+            self.names.remove(&name_key(&old.name));
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tables: Tables,
+    /// Operation -> (calls to let through first, calls to fail after them).
+    failures: HashMap<Op, (u32, u32)>,
+    meddling: HashMap<Op, Meddling>,
+    calls: Vec<Op>,
+}
+
+#[derive(Default)]
+pub(crate) struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next `n` calls of `op` fail with `Error::Unavailable` (DynamoDB).
+    pub(crate) fn fail_next(&self, op: Op, n: u32) {
+        self.fail_after(op, 0, n);
+    }
+
+    /// After `ok` more calls of `op` succeed, the `n` next ones fail.
+    pub(crate) fn fail_after(&self, op: Op, ok: u32, n: u32) {
+        self.lock().failures.insert(op, (ok, n));
+    }
+
+    /// Runs `f` on the tables just before the next call of `op`: another writer got
+    /// there between the use case's read and its write.
+    pub(crate) fn before_next(&self, op: Op, f: impl FnOnce(&mut Tables) + Send + 'static) {
+        self.lock().meddling.insert(op, Box::new(f));
+    }
+
+    /// The stored record, as a fresh read would see it.
+    pub(crate) fn record(&self, id: impl AsRef<str>) -> Option<Integration> {
+        self.lock().tables.records.get(id.as_ref()).cloned()
+    }
+
+    /// Changes a stored record in place (set up a crashed run, an old status, ...).
+    pub(crate) fn edit(&self, id: impl AsRef<str>, f: impl FnOnce(&mut Integration)) {
+        self.lock().tables.edit(id, f);
+    }
+
+    /// Sets a record's state bucket directly, and `create_state_bucket` with it.
+    pub(crate) fn set_state_bucket(&self, id: impl AsRef<str>, bucket: StateBucket) {
+        self.edit(id, |r| {
+            r.create_state_bucket = true;
+            r.state_bucket = Some(bucket);
+        });
+    }
+
+    /// Every call made so far, in order.
+    pub(crate) fn calls(&self) -> Vec<Op> {
+        self.lock().calls.clone()
+    }
+
+    /// How many calls of `op` were made.
+    pub(crate) fn count(&self, op: Op) -> usize {
+        self.lock().calls.iter().filter(|c| **c == op).count()
+    }
+
+    /// Records the call, runs any meddling, and fails it if told to; then `f` on the tables.
+    fn call<T>(&self, op: Op, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        let mut state = self.lock();
+        state.calls.push(op);
+        if let Some(meddle) = state.meddling.remove(&op) {
+            meddle(&mut state.tables);
+        }
+        if let Some((ok, fail)) = state.failures.get_mut(&op) {
+            if *ok > 0 {
+                *ok -= 1;
+            } else if *fail > 0 {
+                *fail -= 1;
+                return Err(Error::Unavailable {
+                    dependency: Dependency::DynamoDb,
+                    operation: "memory store",
+                    code: "ServiceUnavailable".into(),
+                    retry_after: std::time::Duration::from_secs(5),
+                    source: None,
+                });
+            }
+        }
+        f(&mut state.tables)
+    }
+}
+
+/// Fields a PATCH may change (`CALLER_FIELDS` of the DynamoDB store): an update writes
+/// these and nothing else, so a test result or bucket written meanwhile survives it.
+fn write_caller_fields(stored: &mut Integration, new: &Integration) {
+    stored.name = new.name.clone();
+    stored.description = new.description.clone();
+    stored.labels = new.labels.clone();
+    stored.aws_access_key_id = new.aws_access_key_id.clone();
+    stored.secret_ciphertext = new.secret_ciphertext.clone();
+    stored.aws_assumed_role_name = new.aws_assumed_role_name.clone();
+    stored.aws_external_id = new.aws_external_id.clone();
+    stored.aws_session_duration = new.aws_session_duration;
+    stored.aws_default_region = new.aws_default_region.clone();
+    stored.create_state_bucket = new.create_state_bucket;
+    stored.updated_at = new.updated_at.clone();
+    stored.revision = new.revision;
+}
+
+/// The name guard's key: the lower-cased name (`name_key` of the DynamoDB store).
+fn name_key(name: &IntegrationName) -> String {
+    name.as_str().to_lowercase()
+}
+
+/// `at < than` as DynamoDB compares them: as strings (the stored text). Every time this
+/// code writes has one width, so that is the order of the times.
+fn earlier(at: &Timestamp, than: &Timestamp) -> bool {
+    at.as_str() < than.as_str()
+}
+
+/// The DynamoDB condition of `set_bucket`, evaluated on the stored bucket.
+fn guard_holds(current: Option<&StateBucket>, guard: &BucketGuard<'_>) -> bool {
+    let no_clauses =
+        !guard.allow_absent && guard.from.is_empty() && guard.unchanged_since_before.is_none();
+    let Some(b) = current else {
+        return no_clauses || guard.allow_absent;
+    };
+    let since = guard
+        .unchanged_since_before
+        .is_some_and(|(status, before)| {
+            // `attribute_not_exists(...) OR ... < :before`: a missing time counts as long ago.
+            b.status == status
+                && b.status_changed_at
+                    .as_ref()
+                    .is_none_or(|at| earlier(at, before))
+        });
+    no_clauses || guard.from.contains(&b.status) || since
+}
+
+/// The sweep index key of a record (`sweep_pk`, `sweep_at`), as the DynamoDB store writes
+/// it: a missing time is the earliest time (an index key cannot be empty), so it sorts first.
+fn sweep_key(i: &Integration) -> Option<(BucketStatus, String)> {
+    let b = i.state_bucket.as_ref()?;
+    matches!(b.status, BucketStatus::Pending | BucketStatus::Provisioning).then(|| {
+        let at = b.status_changed_at.as_ref().map(Timestamp::as_str);
+        (
+            b.status,
+            at.unwrap_or("1970-01-01T00:00:00.000Z").to_owned(),
+        )
+    })
+}
+
+fn encode_token(name_key: &str, label: &Option<String>) -> String {
+    let json = serde_json::json!({ "after": name_key, "label": label }).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_token(raw: &str, label: &Option<String>) -> Result<String> {
+    let bad = || Error::validation("next_token", "is not a token this API returned");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| bad())?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let after = v["after"].as_str().ok_or_else(bad)?.to_owned();
+    if v["label"].as_str() != label.as_deref() {
+        return Err(Error::validation(
+            "next_token",
+            "belongs to a listing with another label filter",
+        ));
+    }
+    Ok(after)
+}
+
+#[async_trait]
+impl IntegrationStore for MemoryStore {
+    async fn create(
+        &self,
+        i: &Integration,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<CreateOutcome> {
+        self.call(Op::Create, |t| {
+            // The order in which the DynamoDB store reads its transaction's failures.
+            if let Some(k) = idempotency {
+                if let Some((fingerprint, response)) = t.keys.get(&k.key) {
+                    return Ok(if *fingerprint == k.fingerprint {
+                        CreateOutcome::Replay {
+                            response: response.clone(),
+                        }
+                    } else {
+                        CreateOutcome::KeyReused
+                    });
+                }
+            }
+            let (key, id) = (name_key(&i.name), i.id.as_str());
+            if t.names.contains_key(&key) {
+                return Ok(CreateOutcome::NameTaken);
+            }
+            if t.records.contains_key(id) {
+                return Ok(CreateOutcome::IdTaken);
+            }
+            t.records.insert(id.to_owned(), i.clone());
+            t.names.insert(key, id.to_owned());
+            if let Some(k) = idempotency {
+                let entry = (k.fingerprint.clone(), k.response.clone());
+                t.keys.insert(k.key.clone(), entry);
+            }
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Integration>> {
+        self.call(Op::Get, |t| Ok(t.records.get(id).cloned()))
+    }
+
+    async fn update(&self, new: &Integration, old: &Integration) -> Result<WriteOutcome> {
+        self.call(Op::Update, |t| {
+            let id = old.id.as_str();
+            let adds_bucket = old.state_bucket.is_none() && new.state_bucket.is_some();
+            let current = match t.records.get(id) {
+                Some(c) if c.revision == old.revision => c,
+                _ => return Ok(WriteOutcome::Stale),
+            };
+            if adds_bucket && current.state_bucket.is_some() {
+                return Ok(WriteOutcome::Stale);
+            }
+            let (old_key, new_key) = (name_key(&old.name), name_key(&new.name));
+            if old_key != new_key {
+                if t.names.contains_key(&new_key) {
+                    return Ok(WriteOutcome::NameTaken);
+                }
+                // A guard missing or held by another record is left alone (a repair).
+                if t.names.get(&old_key).is_some_and(|holder| holder == id) {
+                    t.names.remove(&old_key);
+                }
+                t.names.insert(new_key, id.to_owned());
+            }
+            if let Some(stored) = t.records.get_mut(id) {
+                write_caller_fields(stored, new);
+                if adds_bucket {
+                    stored.state_bucket = new.state_bucket.clone();
+                }
+            }
+            Ok(WriteOutcome::Written)
+        })
+    }
+
+    async fn delete(&self, old: &Integration) -> Result<WriteOutcome> {
+        self.call(Op::Delete, |t| {
+            let id = old.id.as_str();
+            match t.records.get(id) {
+                Some(c) if c.revision == old.revision => {}
+                _ => return Ok(WriteOutcome::Stale),
+            }
+            t.records.remove(id);
+            let key = name_key(&old.name);
+            if t.names.get(&key).is_some_and(|holder| holder == id) {
+                t.names.remove(&key);
+            }
+            Ok(WriteOutcome::Written)
+        })
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Page> {
+        self.call(Op::List, |t| {
+            let after = match &q.next_token {
+                Some(raw) => Some(decode_token(raw, &q.label)?),
+                None => None,
+            };
+            let mut matching: Vec<&Integration> = t
+                .records
+                .values()
+                // `contains(labels, :l)`: the stored labels' text against the filter's.
+                .filter(|i| {
+                    let label = q.label.as_deref();
+                    label.is_none_or(|l| i.labels.iter().any(|x| x == l))
+                })
+                .filter(|i| after.as_ref().is_none_or(|a| name_key(&i.name) > *a))
+                .collect();
+            matching.sort_by_key(|i| name_key(&i.name));
+            let more = matching.len() > q.limit;
+            let items: Vec<Integration> = matching.into_iter().take(q.limit).cloned().collect();
+            let next_token = match items.last() {
+                Some(last) if more => Some(encode_token(&name_key(&last.name), &q.label)),
+                _ => None,
+            };
+            Ok(Page { items, next_token })
+        })
+    }
+
+    async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome> {
+        self.call(Op::RecordTest, |t| {
+            Ok(match t.records.get_mut(id) {
+                Some(record) => {
+                    record.last_test = Some(test.clone());
+                    WriteOutcome::Written
+                }
+                None => WriteOutcome::Stale,
+            })
+        })
+    }
+
+    async fn set_bucket(
+        &self,
+        id: &str,
+        bucket: &StateBucket,
+        guard: BucketGuard<'_>,
+    ) -> Result<WriteOutcome> {
+        self.call(Op::SetBucket, |t| {
+            Ok(match t.records.get_mut(id) {
+                Some(record) if guard_holds(record.state_bucket.as_ref(), &guard) => {
+                    record.state_bucket = Some(bucket.clone());
+                    record.create_state_bucket = true;
+                    WriteOutcome::Written
+                }
+                _ => WriteOutcome::Stale,
+            })
+        })
+    }
+
+    async fn buckets_due(
+        &self,
+        status: BucketStatus,
+        changed_before: &Timestamp,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.call(Op::BucketsDue, |t| {
+            // `sweep_pk = :st AND sweep_at < :before`, compared as text.
+            let mut due: Vec<(String, String)> = t
+                .records
+                .values()
+                .filter_map(|i| {
+                    let (st, at) = sweep_key(i)?;
+                    let is_due = st == status && at.as_str() < changed_before.as_str();
+                    is_due.then(|| (at, i.id.to_string()))
+                })
+                .collect();
+            due.sort();
+            Ok(due
+                .into_iter()
+                .take(limit.clamp(1, 1000))
+                .map(|(_, id)| id)
+                .collect())
+        })
+    }
+}
