@@ -31,5 +31,8 @@ echo "cfn-lint: no errors, no warnings"
 echo "== sam validate --lint"
 "$VENV/bin/sam" validate --lint --template-file template.yaml
 
+echo "== environment: no deployable endpoint override"
+"$VENV/bin/python3" scripts/check_template_env.py template.yaml
+
 echo "== routes"
 "$VENV/bin/python3" scripts/check_routes.py
