@@ -32,24 +32,25 @@ free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start_moto PORT LOGFILE [NO_AUTH_COUNT]: starts moto server on 127.0.0.1:PORT in the
-# background (with IAM enforcement after NO_AUTH_COUNT requests when given) and waits.
+# start_moto PORT LOGFILE [NO_AUTH_COUNT] [HOST]: starts moto server on HOST:PORT (default
+# 127.0.0.1; 0.0.0.0 lets containers reach it) in the background (with IAM enforcement
+# after NO_AUTH_COUNT requests when not empty) and waits until it answers.
 start_moto() {
-  local port="$1" logfile="$2" auth="${3:-}"
+  local port="$1" logfile="$2" auth="${3:-}" host="${4:-127.0.0.1}"
   if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
     log "moto already answers on 127.0.0.1:$port; reusing it"
     return 0
   fi
   if [ -n "$auth" ]; then
-    INITIAL_NO_AUTH_ACTION_COUNT="$auth" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+    INITIAL_NO_AUTH_ACTION_COUNT="$auth" "$VENV/bin/moto_server" -H "$host" -p "$port" >"$logfile" 2>&1 &
   else
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+    "$VENV/bin/moto_server" -H "$host" -p "$port" >"$logfile" 2>&1 &
   fi
   MOTO_PID=$!
   PIDS+=("$MOTO_PID")
   for _ in $(seq 1 150); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
-      log "moto server ready on 127.0.0.1:$port${auth:+ (IAM enforced after $auth requests)}"
+      log "moto server ready on $host:$port${auth:+ (IAM enforced after $auth requests)}"
       return 0
     fi
     sleep 0.2
@@ -161,9 +162,11 @@ stop_started() {
 
 # ---- a real Lambda runtime locally (scripts/sam-local.sh) -----------------------------
 
-# The local base image the functions' containers run on (a Debian rootfs; SAM mounts its
-# own Runtime Interface Emulator into it). Built once per Docker daemon, kept by tag.
-LAMBDA_BASE_IMAGE="${LAMBDA_BASE_IMAGE:-infrakitchen/lambda-base:bookworm}"
+# The local base image the functions' containers run on (a Debian rootfs with CA
+# certificates, as Amazon Linux has: the SDK's TLS refuses to start without roots; SAM
+# mounts its own Runtime Interface Emulator into it). Built once per Docker daemon, kept
+# by tag (change the tag when its recipe changes).
+LAMBDA_BASE_IMAGE="${LAMBDA_BASE_IMAGE:-infrakitchen/lambda-base:bookworm-2}"
 
 # ensure_docker: a Docker engine that answers; installs Debian's docker.io and starts
 # dockerd in the background when none runs (it keeps running for later stages).
@@ -200,11 +203,40 @@ ensure_lambda_base_image() {
   suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
   root="$(mktemp -d /tmp/lambda-rootfs.XXXXXX)"
   log "building $LAMBDA_BASE_IMAGE: debootstrap --variant=minbase $suite (about 1.5 min)"
-  if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$REPO/.local/debootstrap.log" 2>&1; then
+  if ! debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$mirror" \
+    >"$REPO/.local/debootstrap.log" 2>&1; then
     log "debootstrap failed; its log:"; tail -20 "$REPO/.local/debootstrap.log" >&2
     rm -rf "$root"; return 1
   fi
   tar -C "$root" -c . | docker import - "$LAMBDA_BASE_IMAGE" >/dev/null
   rm -rf "$root"
+  # SAM layers its emulator on the base as <repo>:rapid-<arch> and reuses that image by
+  # name: drop it so the next run layers it on this base.
+  docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "${LAMBDA_BASE_IMAGE%%:*}:rapid-" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
   log "built $LAMBDA_BASE_IMAGE"
+}
+
+# ensure_cargo_lambda: cargo-lambda (the builder `sam build` runs for Rust) in the venv.
+ensure_cargo_lambda() {
+  if [ ! -x "$VENV/bin/cargo-lambda" ]; then
+    log "installing cargo-lambda into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'cargo-lambda>=1.8,<2'
+  fi
+}
+
+# check_glibc_floor MAX FILE...: fails if a binary needs a glibc symbol version above MAX
+# (Amazon Linux 2023 has 2.34), printing what each needs.
+check_glibc_floor() {
+  local max="$1" f need worst=ok
+  shift
+  for f in "$@"; do
+    need="$(objdump -T "$f" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -Vu | tail -1)"
+    if [ "$(printf '%s\n%s\n' "$need" "$max" | sort -V | tail -1)" != "$max" ]; then
+      log "$f needs glibc $need, above $max"; worst=bad
+    else
+      log "$f needs glibc ${need:-(none)} (at most $max: ok)"
+    fi
+  done
+  [ "$worst" = ok ]
 }

@@ -96,7 +96,18 @@ log "OpenAPI: spec and every recorded response"
 "$VENV/bin/python" scripts/check_openapi.py "$IK_RESPONSES"
 log "template checks (cfn-lint, sam validate --lint, route drift)"
 LOCAL_ROUTES_CMD="$REPO/target/debug/local-api --routes" scripts/check-template.sh
+
+# The real binaries under a Lambda runtime: sam build, sam local invoke for every event,
+# and the user's day again through sam local start-lambda (SKIP_SAM_LOCAL=1 skips it).
+if [ "${SKIP_SAM_LOCAL:-0}" = 1 ]; then
+  log "sam local: skipped (SKIP_SAM_LOCAL=1)"
+  : >"$REPO/.local/sam-user-day.log"
+else
+  sam_start=$SECONDS
+  bash scripts/sam-local.sh test
+  log "sam local stage: $((SECONDS - sam_start)) s"
+fi
 log "all checks passed"
-# One closing line for every cargo test run above (the suites and the user's day).
+# One closing line for every cargo test run above (the suites and both user's days).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
-  "$REPO/.local/cargo-test.log" "$REPO/.local/user-day.log"
+  "$REPO/.local/cargo-test.log" "$REPO/.local/user-day.log" "$REPO/.local/sam-user-day.log"

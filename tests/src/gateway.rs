@@ -2,6 +2,7 @@
 //! checks `Authorization: Bearer <token>`, matches the route, builds the same event
 //! API Gateway would send, and hands it to the function's real handler.
 
+use crate::invoke::Invoker;
 use crate::{Function, Functions, Route};
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub struct Gateway {
-    pub functions: Arc<Functions>,
+    /// Runs the functions: in this process, or through a Lambda Invoke API.
+    pub invoker: Arc<Invoker>,
     /// Bearer token the stand-in authorizer accepts, and the `sub` claim it passes on.
     pub token: String,
     pub principal: String,
@@ -170,8 +172,12 @@ fn gateway_message(status: StatusCode, message: &str) -> (StatusCode, HeaderMap,
 
 impl Gateway {
     pub fn new(functions: Arc<Functions>, token: String, principal: String) -> Self {
+        Self::with_invoker(Arc::new(Invoker::InProcess(functions)), token, principal)
+    }
+
+    pub fn with_invoker(invoker: Arc<Invoker>, token: String, principal: String) -> Self {
         Self {
-            functions,
+            invoker,
             token,
             principal,
             counter: AtomicU64::new(0),
@@ -230,23 +236,20 @@ impl Gateway {
         function: Function,
         event: &Value,
     ) -> (StatusCode, HeaderMap, Vec<u8>) {
-        invoke_event(&self.functions, function, event).await
+        self.invoker.http(function, event).await
     }
 }
 
-/// Deserialises the event exactly as lambda_http does in Lambda, then runs the handler.
+/// Deserialises the event exactly as lambda_http does in Lambda, then runs the handler
+/// in this process.
 pub async fn invoke_event(
-    functions: &Functions,
+    functions: &Arc<Functions>,
     function: Function,
     event: &Value,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
-    match lambda_http::request::from_str(&event.to_string()) {
-        Ok(req) => response_parts(crate::invoke_http(functions, function, req).await),
-        Err(e) => gateway_message(
-            StatusCode::BAD_GATEWAY,
-            &format!("event does not deserialise: {e}"),
-        ),
-    }
+    Invoker::InProcess(functions.clone())
+        .http(function, event)
+        .await
 }
 
 /// Lambda's synchronous invocation payload limit (6 MB), which bounds request bodies.

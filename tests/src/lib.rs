@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod gateway;
+pub mod invoke;
 pub mod schedule;
 pub mod streams;
 

@@ -2,7 +2,8 @@
 //! `StateBucketSweep`): invokes the provision-bucket function with the same scheduled
 //! event, through the same entry point, every `every`.
 
-use crate::Functions;
+use crate::invoke::Invoker;
+use crate::Function;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,17 +26,15 @@ pub fn scheduled_event() -> Value {
 
 /// Runs the sweep every `every` until the process ends. A failed sweep is logged and the
 /// schedule goes on, as EventBridge's does.
-pub async fn run(functions: Arc<Functions>, every: Duration) {
+pub async fn run(invoker: Arc<Invoker>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate; the schedule's first run is not
     loop {
         tick.tick().await;
-        match integrations_core::events::provision_bucket::handle(
-            &functions.provisioner,
-            scheduled_event(),
-        )
-        .await
+        match invoker
+            .invoke(Function::ProvisionBucket, scheduled_event())
+            .await
         {
             Ok(report) if report["due"] != 0 => {
                 tracing::info!(%report, "scheduled state bucket sweep")

@@ -11,9 +11,10 @@
 //! `DescribeStream` (all pages), and a child shard is read only once its parent is done.
 //! Every failed call is logged with its error and retried with backoff.
 
-use crate::Functions;
+use crate::invoke::Invoker;
+use crate::Function;
 use aws_config::SdkConfig;
-use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use integrations_core::aws::dynamo::STREAM_FILTER;
@@ -79,26 +80,33 @@ pub fn lambda_record(r: &Record, stream_arn: &str, region: &str) -> Value {
 }
 
 /// Invokes the handler with a batch, re-delivering only the reported failures.
-pub async fn deliver(functions: &Functions, records: Vec<Value>) {
+pub async fn deliver(invoker: &Invoker, records: Vec<Value>) {
     let mut batch = records;
     for attempt in 0..=MAX_RETRIES {
         if batch.is_empty() {
             return;
         }
-        let event: Event = match serde_json::from_value(json!({ "Records": batch })) {
-            Ok(e) => e,
+        let answer = invoker
+            .invoke(Function::ProvisionBucket, json!({ "Records": batch }))
+            .await;
+        // A failed invocation retries the whole batch, as the event source mapping does.
+        let failed: Vec<String> = match answer {
+            Ok(answer) => match serde_json::from_value::<DynamoDbEventResponse>(answer) {
+                Ok(r) => r
+                    .batch_item_failures
+                    .into_iter()
+                    .filter_map(|f| f.item_identifier)
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "the stream handler's answer does not parse");
+                    all_sequence_numbers(&batch)
+                }
+            },
             Err(e) => {
-                tracing::error!(error = %e, "stream batch does not deserialise");
-                return;
+                tracing::warn!(error = %e, "stream batch invocation failed; retrying it");
+                all_sequence_numbers(&batch)
             }
         };
-        let response =
-            integrations_core::events::stream::handle(&functions.provisioner, &event).await;
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .into_iter()
-            .filter_map(|f| f.item_identifier)
-            .collect();
         batch.retain(|r| {
             r.pointer("/dynamodb/SequenceNumber")
                 .and_then(|s| s.as_str())
@@ -114,6 +122,17 @@ pub async fn deliver(functions: &Functions, records: Vec<Value>) {
             "stream records exhausted their retries (on-failure destination in AWS)"
         );
     }
+}
+
+fn all_sequence_numbers(batch: &[Value]) -> Vec<String> {
+    batch
+        .iter()
+        .filter_map(|r| {
+            r.pointer("/dynamodb/SequenceNumber")
+                .and_then(|s| s.as_str())
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A shard as `DescribeStream` lists it.
@@ -288,7 +307,7 @@ async fn describe_all(
 }
 
 /// Polls every shard of the stream until the process ends.
-pub async fn run(sdk: SdkConfig, stream_arn: String, functions: Arc<Functions>) {
+pub async fn run(sdk: SdkConfig, stream_arn: String, invoker: Arc<Invoker>) {
     let client = aws_sdk_dynamodbstreams::Client::new(&sdk);
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
     let pattern: Value = serde_json::from_str(STREAM_FILTER).unwrap_or(Value::Null);
@@ -325,7 +344,7 @@ pub async fn run(sdk: SdkConfig, stream_arn: String, functions: Arc<Functions>) 
                 &stream_arn,
                 &region,
                 &pattern,
-                &functions,
+                &invoker,
                 &mut tracker,
                 &shard,
             )
@@ -364,7 +383,7 @@ async fn poll_shard(
     stream_arn: &str,
     region: &str,
     pattern: &Value,
-    functions: &Functions,
+    invoker: &Invoker,
     tracker: &mut ShardTracker,
     shard: &str,
 ) -> Result<bool, String> {
@@ -430,7 +449,7 @@ async fn poll_shard(
         .filter(|r| matches(pattern, r))
         .collect();
     for chunk in matching.chunks(BATCH_SIZE) {
-        deliver(functions, chunk.to_vec()).await;
+        deliver(invoker, chunk.to_vec()).await;
     }
     tracker.advanced(shard, last_sequence, out.next_shard_iterator);
     Ok(!records.is_empty())

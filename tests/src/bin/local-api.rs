@@ -5,6 +5,7 @@
 //! API Gateway's JWT authorizer and for the stream's event source mapping.
 
 use local_harness::gateway::{self, Gateway};
+use local_harness::invoke::Invoker;
 use local_harness::{bootstrap, ROUTES};
 use std::sync::Arc;
 
@@ -34,9 +35,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let sdk = integrations_core::aws::load_config().await;
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
+    if std::env::args().any(|a| a == "--bootstrap-only") {
+        // For runs whose functions live elsewhere (sam local invoke): the table and key only.
+        println!("table: {}\nKMS key: {}", stack.table, stack.kms_key_id);
+        return Ok(());
+    }
     let functions = local_harness::functions(&sdk, &sdk, &stack)?;
-    let gw = Arc::new(Gateway::new(
-        functions.clone(),
+    let invoker = Arc::new(Invoker::from_env(functions)?);
+    let gw = Arc::new(Gateway::with_invoker(
+        invoker.clone(),
         token.clone(),
         principal.clone(),
     ));
@@ -46,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         tokio::spawn(local_harness::streams::run(
             sdk.clone(),
             arn,
-            functions.clone(),
+            invoker.clone(),
         ));
     }
     // Plays the sweeper's EventBridge schedule (template.yaml: every 5 minutes).
@@ -56,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .filter(|s| *s > 0)
         .ok_or("LOCAL_SWEEP_INTERVAL_SECONDS must be a positive whole number")?;
     tokio::spawn(local_harness::schedule::run(
-        functions.clone(),
+        invoker.clone(),
         std::time::Duration::from_secs(sweep_every),
     ));
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
@@ -74,6 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         endpoint("DYNAMODB_STREAMS"),
         sdk.endpoint_url().unwrap_or("(AWS itself)")
     );
+    println!("functions:   {}", invoker.describe());
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
     println!("API:         {base}  (token: {token}, principal: {principal})");

@@ -285,7 +285,9 @@ impl TestEnv {
         tokio::spawn(local_harness::streams::run(
             self.sdk.clone(),
             arn,
-            self.functions.clone(),
+            Arc::new(local_harness::invoke::Invoker::InProcess(
+                self.functions.clone(),
+            )),
         ));
     }
 
