@@ -125,3 +125,62 @@ mod tests {
         assert!(err.is_some_and(|e| e.contains("unsupported event")));
     }
 }
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("aws:dynamodb".to_owned()),
+                Just("aws.events".to_owned()),
+                Just("Scheduled Event".to_owned()),
+                Just("2.0".to_owned()),
+                "\\PC{0,20}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("Records".to_owned()),
+                        Just("eventSource".to_owned()),
+                        Just("source".to_owned()),
+                        Just("detail-type".to_owned()),
+                        Just("version".to_owned()),
+                        Just("routeKey".to_owned()),
+                        Just("dynamodb".to_owned()),
+                        "[a-zA-Z]{1,10}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Any payload is parsed into one trigger or refused with a reason; never a panic.
+        #[test]
+        fn any_payload_is_a_trigger_or_a_reason(payload in any_json()) {
+            let trigger = Trigger::of(&payload);
+            match ProvisionBucketEvent::parse(payload) {
+                Ok(ProvisionBucketEvent::Stream(_)) => prop_assert_eq!(trigger, Some(Trigger::Stream)),
+                Ok(ProvisionBucketEvent::Schedule) => prop_assert_eq!(trigger, Some(Trigger::Schedule)),
+                Ok(ProvisionBucketEvent::Http(_)) => prop_assert_eq!(trigger, Some(Trigger::Http)),
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
+}

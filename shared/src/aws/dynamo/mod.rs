@@ -19,6 +19,9 @@ mod query;
 mod token;
 mod transact;
 
+#[cfg(test)]
+mod roundtrip_tests;
+
 pub use layout::{
     create_table, pending_bucket_of_image, INDEX_BUCKET_SWEEP, INDEX_BY_NAME, STREAM_FILTER,
 };

@@ -752,3 +752,82 @@ proptest::proptest! {
         }
     }
 }
+
+/// Any JSON value, of bounded depth and size: what a caller may send.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
+        "\\PC{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map("\\PC{0,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A form whose every field may have any value (or be missing).
+fn any_form() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    proptest::collection::vec(
+        (proptest::sample::select(super::FIELDS.to_vec()), any_json()),
+        0..12,
+    )
+    .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Arbitrary bytes and arbitrary values in every field never panic: the answer is a
+    /// form, or field errors that each name a field.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), form in any_form()) {
+        let _ = parse_new(&bytes);
+        let _ = parse_patch(&bytes, "123456789012");
+        for body in [form.to_string(), json!({"labels": form.clone()}).to_string()] {
+            for result in [parse_new(body.as_bytes()).err(), parse_patch(body.as_bytes(), "123456789012").err()] {
+                match result {
+                    None => {}
+                    Some(Error::Validation(errors)) => {
+                        proptest::prop_assert!(!errors.is_empty());
+                        proptest::prop_assert!(errors.iter().all(|e| !e.field.is_empty() && !e.message.is_empty()));
+                    }
+                    Some(other) => proptest::prop_assert!(false, "not a validation error: {other:?}"),
+                }
+            }
+        }
+    }
+
+    /// A form that parses reads back the same from its own fields: parsing is stable.
+    #[test]
+    fn a_parsed_form_parses_again_to_itself(form in any_form()) {
+        if let Ok(n) = parse_new(form.to_string().as_bytes()) {
+            let again = json!({
+                "name": n.name.as_str(),
+                "description": n.description.as_ref().map(Description::as_str),
+                "labels": n.labels.iter().map(Label::as_str).collect::<Vec<_>>(),
+                "aws_account_id": n.aws_account_id.as_str(),
+                "aws_access_key_id": n.aws_access_key_id.as_str(),
+                "aws_secret_access_key": n.aws_secret_access_key.expose_secret(),
+                "aws_assumed_role_name": n.aws_assumed_role_name.as_ref().map(RoleName::as_str),
+                "aws_external_id": n.aws_external_id.as_ref().map(ExternalId::as_str),
+                "aws_session_duration": n.aws_session_duration.as_secs(),
+                "aws_default_region": n.aws_default_region.as_str(),
+                "create_state_bucket": n.create_state_bucket,
+            });
+            let m = parse_new(again.to_string().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(m.name, n.name);
+            proptest::prop_assert_eq!(m.labels, n.labels);
+            proptest::prop_assert_eq!(m.description, n.description);
+            proptest::prop_assert_eq!(m.aws_assumed_role_name, n.aws_assumed_role_name);
+        }
+    }
+}
