@@ -7,14 +7,14 @@ PIDS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 PY_TOOLS=('moto[server]>=5.2,<6' 'cfn-lint>=1,<2' 'aws-sam-cli>=1.130,<2'
-  'openapi-spec-validator>=0.7,<0.8' 'jsonschema>=4.18,<5' 'pyyaml>=6,<7')
+  'openapi-spec-validator>=0.7,<0.8' 'jsonschema>=4.18,<5' 'pyyaml>=6,<7' 'schemathesis>=4.32,<5')
 
 # ensure_python_tools [all|moto]: installs the project's Python tools (moto server; with
 # "all" also cfn-lint, SAM CLI and the OpenAPI checkers) into its own venv, unless there.
 ensure_python_tools() {
   local what="${1:-all}" probe='import moto, flask, flask_cors' pkgs=("${PY_TOOLS[0]}")
   if [ "$what" = all ]; then
-    probe="$probe, cfnlint, samcli, openapi_spec_validator, jsonschema, yaml"
+    probe="$probe, cfnlint, samcli, openapi_spec_validator, jsonschema, yaml, schemathesis"
     pkgs=("${PY_TOOLS[@]}")
   fi
   if [ ! -x "$VENV/bin/python" ]; then

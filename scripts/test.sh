@@ -90,6 +90,10 @@ if [ "$status" -ne 0 ]; then
   log "the user's day failed; the stack's log (last 80 lines):"; tail -n 80 "$day_log" >&2
   exit "$status"
 fi
+# Generated requests on the same long-lived stack, after the day's traffic.
+st_start=$SECONDS
+bash scripts/schemathesis.sh "http://127.0.0.1:$day_api" local-dev-token
+log "schemathesis: $((SECONDS - st_start)) s"
 stop_all
 
 log "OpenAPI: spec and every recorded response"
