@@ -77,6 +77,14 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// The stored secret cannot be decrypted with its record's context (a damaged
+    /// ciphertext, or one copied from another record): retrying cannot help, new keys do.
+    #[error("the stored secret access key cannot be decrypted (its ciphertext is damaged or belongs to another record): rotate the keys (PATCH both key fields)")]
+    SecretUnreadable {
+        #[source]
+        source: Option<Cause>,
+    },
+
     /// A bug or broken invariant (e.g. a stored record that no longer parses).
     #[error("internal error: {what}")]
     Internal {

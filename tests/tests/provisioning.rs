@@ -299,22 +299,39 @@ async fn partial_batch_response_lists_exactly_the_failed_records() {
             .await;
         ids.push(r.body["id"].as_str().unwrap().to_owned());
     }
-    // Break the middle one's ciphertext: KMS refuses it, which is *our* failure to retry.
-    aws_sdk_dynamodb::Client::new(&env.sdk)
-        .update_item()
-        .table_name(&env.stack.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{}", ids[1])),
-        )
-        .update_expression("SET secret_ciphertext = :c")
-        .expression_attribute_values(
-            ":c",
-            aws_sdk_dynamodb::types::AttributeValue::B(vec![1u8, 2, 3].into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let set = |id: String, expr: &'static str, value: aws_sdk_dynamodb::types::AttributeValue| {
+        let ddb = ddb.clone();
+        let table = env.stack.table.clone();
+        async move {
+            ddb.update_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{id}")),
+                )
+                .update_expression(expr)
+                .expression_attribute_values(":v", value)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // The middle record no longer reads (a hand edit broke it): *our* failure, which a
+    // retry of that record alone may get past once it is repaired.
+    set(
+        ids[1].clone(),
+        "SET aws_default_region = :v",
+        aws_sdk_dynamodb::types::AttributeValue::S("not a region".into()),
+    )
+    .await;
+    // The last one's ciphertext is damaged: KMS refuses it, which no retry fixes.
+    set(
+        ids[2].clone(),
+        "SET secret_ciphertext = :v",
+        aws_sdk_dynamodb::types::AttributeValue::B(vec![1u8, 2, 3].into()),
+    )
+    .await;
     let template = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../events/provision-bucket.stream.json"),
@@ -347,10 +364,34 @@ async fn partial_batch_response_lists_exactly_the_failed_records() {
         svc.get(&ids[0]).await.unwrap().state_bucket.unwrap().status,
         BucketStatus::Ready
     );
-    // The failed one was handed back as pending, so the retry can take it at once.
-    assert_eq!(
-        svc.get(&ids[1]).await.unwrap().state_bucket.unwrap().status,
-        BucketStatus::Pending
+    // The unreadable record was never claimed: still pending for the retry.
+    let raw = ddb
+        .get_item()
+        .table_name(&env.stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{}", ids[1])),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let status = raw["state_bucket"].as_m().unwrap()["status"]
+        .as_s()
+        .unwrap()
+        .clone();
+    assert_eq!(status, "pending");
+    // The damaged secret failed its bucket for good, saying what fixes it.
+    let failed = svc.get(&ids[2]).await.unwrap().state_bucket.unwrap();
+    assert_eq!(failed.status, BucketStatus::Failed);
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("rotate the keys"),
+        "{failed:?}"
     );
     let logs_ok = !logs_contain(SECRET);
     assert!(logs_ok);

@@ -55,7 +55,7 @@ pub(crate) fn patch(body: Value) -> impl FnOnce(&Integration) -> Result<Integrat
 
 /// A sealer that writes the context beside the secret (scrambled, so the ciphertext never
 /// shows it): reversible, and opening under another context fails as KMS Decrypt does
-/// (`InvalidCiphertextException`, mapped as the adapter maps it). `fail_next` makes the
+/// (`InvalidCiphertextException`: `SecretUnreadable`, as the adapter maps it). `fail_next` makes the
 /// next calls fail as a KMS outage.
 #[derive(Default)]
 pub(crate) struct MemorySealer {
@@ -126,7 +126,7 @@ impl SecretSealer for MemorySealer {
         let secret = sealed.0.strip_prefix(bound_to(ctx).as_bytes());
         match secret.map(|s| String::from_utf8(scramble(s))) {
             Some(Ok(secret)) => Ok(SecretString::from(secret)),
-            _ => Err(kms_error("Decrypt", "InvalidCiphertextException")),
+            _ => Err(Error::SecretUnreadable { source: None }),
         }
     }
 }

@@ -52,6 +52,10 @@ fn name_taken(name: &IntegrationName) -> Error {
     }
 }
 
+/// Writes of one update tried before it gives up against writes that keep landing
+/// between its read and its write without changing the revision.
+const UPDATE_ATTEMPTS: usize = 3;
+
 impl Integrations {
     pub fn new(store: Arc<dyn IntegrationStore>, sealer: Arc<dyn SecretSealer>) -> Self {
         Self { store, sealer }
@@ -148,43 +152,51 @@ impl Integrations {
         }
     }
 
-    /// The error for a write that lost a race. With `If-Match`, the `412` names the
-    /// revision that is current *now* (read again: the one we read before writing is
-    /// the caller's own), so a client can retry with it; a record deleted meanwhile is a
-    /// `404`.
-    async fn stale(&self, id: &str, pre: Precondition) -> Error {
+    /// The error for a write that lost to another change of the record: with `If-Match`,
+    /// a `412` naming the revision current now (so a client can retry with it), else a
+    /// `409`.
+    fn stale(pre: Precondition, current: u64) -> Error {
         match pre {
             Precondition::None => Error::Conflict {
                 detail: "the integration was changed by another request; read it again and retry"
                     .into(),
                 field: None,
             },
-            _ => match self.get(id).await {
-                Ok(now) => Error::PreconditionFailed {
-                    current: now.revision,
-                },
-                Err(e) => e,
-            },
+            _ => Error::PreconditionFailed { current },
         }
     }
 
     /// Applies a change. `patch` builds it from the current record: what a change may
     /// contain depends on it (a pasted role ARN must name the stored, immutable account).
+    ///
+    /// A write that loses to one that changed the revision is the caller's conflict
+    /// (`409`, or `412` naming the revision current now). A write that loses to one that
+    /// did not (a bucket status or a test result, written apart from the caller's fields)
+    /// is applied again on the fresh record: nothing the caller sent is out of date.
     pub async fn update(
         &self,
         id: &str,
         pre: Precondition,
         patch: impl FnOnce(&Integration) -> Result<IntegrationPatch>,
     ) -> Result<Integration> {
-        let current = self.get(id).await?;
+        let mut current = self.get(id).await?;
         let patch = patch(&current)?;
-        Self::check_precondition(&current, pre)?;
-        let next = self.apply(&current, patch).await?;
-        match self.store.update(&next, &current).await? {
-            WriteOutcome::Written => Ok(next),
-            WriteOutcome::NameTaken => Err(name_taken(&next.name)),
-            WriteOutcome::Stale => Err(self.stale(id, pre).await),
+        for _ in 0..UPDATE_ATTEMPTS {
+            Self::check_precondition(&current, pre)?;
+            let next = self.apply(&current, patch.clone()).await?;
+            match self.store.update(&next, &current).await? {
+                WriteOutcome::Written => return Ok(next),
+                WriteOutcome::NameTaken => return Err(name_taken(&next.name)),
+                WriteOutcome::Stale => {
+                    let now = self.get(id).await?;
+                    if now.revision != current.revision {
+                        return Err(Self::stale(pre, now.revision));
+                    }
+                    current = now;
+                }
+            }
         }
+        Err(Self::stale(pre, current.revision))
     }
 
     async fn apply(&self, current: &Integration, patch: IntegrationPatch) -> Result<Integration> {
@@ -270,7 +282,8 @@ impl Integrations {
         Self::check_precondition(&current, pre)?;
         match self.store.delete(&current).await? {
             WriteOutcome::Written => Ok(()),
-            WriteOutcome::Stale => Err(self.stale(id, pre).await),
+            // Changed since our read (or deleted: then the re-read is the 404).
+            WriteOutcome::Stale => Err(Self::stale(pre, self.get(id).await?.revision)),
             WriteOutcome::NameTaken => Err(Error::internal("name guard on delete")),
         }
     }

@@ -64,7 +64,19 @@ impl SecretSealer for KmsSealer {
             .set_encryption_context(Some(context(ctx)))
             .send()
             .await
-            .map_err(|e| super::unavailable(Dependency::Kms, "Decrypt", e))?;
+            .map_err(|e| {
+                // KMS refuses a ciphertext that is not this context's: no retry helps.
+                let refused = e.as_service_error().is_some_and(|s| {
+                    s.is_invalid_ciphertext_exception() || s.is_incorrect_key_exception()
+                });
+                if refused {
+                    crate::error::Error::SecretUnreadable {
+                        source: Some(Box::new(e)),
+                    }
+                } else {
+                    super::unavailable(Dependency::Kms, "Decrypt", e)
+                }
+            })?;
         let plain = out
             .plaintext
             .ok_or_else(|| crate::error::Error::internal("KMS Decrypt returned no plaintext"))?;

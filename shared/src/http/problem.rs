@@ -54,6 +54,11 @@ fn kind(err: &ApiError) -> (StatusCode, &'static str, &'static str) {
                 "dependency-unavailable",
                 "A dependency is unavailable; retry later",
             ),
+            Error::SecretUnreadable { .. } => (
+                S::INTERNAL_SERVER_ERROR,
+                "secret-unreadable",
+                "Stored secret unreadable",
+            ),
             Error::Internal { .. } => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         },
     }
@@ -103,7 +108,7 @@ fn detail(err: &ApiError) -> String {
 /// Logs what operators must see, with the whole cause chain, once.
 fn log(err: &ApiError, instance: &str, request_id: Option<&str>) {
     match err {
-        ApiError::App(e @ Error::Internal { .. }) => {
+        ApiError::App(e @ (Error::Internal { .. } | Error::SecretUnreadable { .. })) => {
             tracing::error!(error = %e.chain(), instance, request_id, "internal error")
         }
         ApiError::App(

@@ -108,6 +108,13 @@ impl Provisioner {
                 claimed.reason = Some(why.clone());
                 Outcome::Failed(why)
             }
+            // No retry can open this secret: the bucket fails with what fixes it.
+            Err(e @ Error::SecretUnreadable { .. }) => {
+                let why = e.to_string();
+                claimed.status = BucketStatus::Failed;
+                claimed.reason = Some(why.clone());
+                Outcome::Failed(why)
+            }
             Err(e) => {
                 self.release(id, claimed).await;
                 return Err(e);

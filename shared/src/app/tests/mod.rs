@@ -4,6 +4,7 @@
 mod bucket_requests;
 mod integrations;
 mod provisioning;
+mod recovery;
 mod test_connection;
 mod updates;
 

@@ -223,7 +223,7 @@ async fn turning_the_bucket_on_queues_a_pending_one() {
 }
 
 #[tokio::test]
-async fn turning_the_bucket_on_loses_to_a_bucket_set_meanwhile() {
+async fn turning_the_bucket_on_keeps_a_bucket_set_meanwhile() {
     let w = World::new();
     let i = w.saved(json!({})).await;
     let (id, ready) = (i.id.clone(), bucket(BucketStatus::Ready, &ago(1)));
@@ -236,6 +236,15 @@ async fn turning_the_bucket_on_loses_to_a_bucket_set_meanwhile() {
         .integrations
         .update(i.id.as_str(), Precondition::None, on)
         .await;
-    assert!(matches!(r, Err(Error::Conflict { .. })), "{r:?}");
-    assert_eq!(w.stored(&i.id).state_bucket, Some(ready));
+    // The write lost to one that left the revision alone: it is applied again on the
+    // fresh record, which keeps the bucket that is there (never a second pending one).
+    let updated = r.unwrap();
+    assert_eq!((updated.revision, updated.create_state_bucket), (2, true));
+    let stored = w.stored(&i.id);
+    assert_eq!((stored.revision, stored.state_bucket), (2, Some(ready)));
+    assert_eq!(
+        w.store.count(Op::Update),
+        2,
+        "one lost write, one that landed"
+    );
 }
