@@ -19,7 +19,17 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
-trap 'stop_started; [ -n "${SAM_PGID:-}" ] && kill -- "-$SAM_PGID" 2>/dev/null; true' EXIT INT TERM
+SAM_PGID=""
+stop_sam() {
+  if [ -n "$SAM_PGID" ]; then
+    kill -- "-$SAM_PGID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 -- "-$SAM_PGID" 2>/dev/null || break; sleep 0.1; done
+    SAM_PGID=""
+  fi
+  # start-lambda's warm containers can outlive it: remove every function container.
+  docker ps -aq --filter "ancestor=${LAMBDA_BASE_IMAGE%%:*}:rapid-x86_64" | xargs -r docker rm -f >/dev/null 2>&1 || true
+}
+trap 'stop_started; stop_sam' EXIT INT TERM
 
 mode="${1:-test}"
 case "$mode" in test | serve) ;; *) log "usage: bash scripts/sam-local.sh test|serve"; exit 2 ;; esac
