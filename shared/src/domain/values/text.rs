@@ -161,7 +161,7 @@ pub fn refused_kind(c: char, line_breaks_allowed: bool) -> Option<&'static str> 
 /// The message naming the first refused character of `s` (see [`refused_kind`]) as
 /// `U+XXXX`, its kind and its position (1-based, in characters), and how many more there
 /// are; `None` when there is none.
-pub fn refused_chars(s: &str, line_breaks_allowed: bool) -> Option<String> {
+fn refused_chars(s: &str, line_breaks_allowed: bool) -> Option<String> {
     let mut found = s
         .chars()
         .enumerate()
