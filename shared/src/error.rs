@@ -59,6 +59,11 @@ pub enum Error {
         field: Option<String>,
     },
 
+    /// The caller may see the integration but not do this to it (e.g. a group member
+    /// deleting it). Callers who may not see it get `NotFound` instead.
+    #[error("{detail}")]
+    Forbidden { detail: String },
+
     #[error("the resource changed: its current revision is {current}")]
     PreconditionFailed { current: u64 },
 

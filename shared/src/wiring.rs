@@ -7,6 +7,7 @@ use crate::app::integrations::Integrations;
 use crate::app::provisioning::{Provisioner, Settings};
 use crate::app::test_connection::TestConnection;
 use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore, kms::KmsSealer};
+use crate::http::access::{configure, AccessConfig};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,16 +26,39 @@ pub struct Config {
     pub table: String,
     pub kms_key_id: String,
     pub provisioning: Settings,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
+    /// The groups claim and the admin group.
+    pub access: AccessConfig,
 }
 
 impl Config {
-    /// `TABLE_NAME`, `KMS_KEY_ID` and the provisioning settings.
+    /// `TABLE_NAME`, `KMS_KEY_ID`, the provisioning settings, `AUDIT_RETENTION_DAYS`,
+    /// `GROUPS_CLAIM` and `ADMIN_GROUP`.
     pub fn from_env() -> Result<Self, String> {
         Ok(Config {
             table: env("TABLE_NAME")?,
             kms_key_id: env("KMS_KEY_ID")?,
             provisioning: provisioning_settings()?,
+            audit_retention: audit_retention()?,
+            access: AccessConfig::from_env()?,
         })
+    }
+}
+
+/// `AUDIT_RETENTION_DAYS` (default 365).
+pub fn audit_retention() -> Result<Duration, String> {
+    match std::env::var("AUDIT_RETENTION_DAYS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .map(|d| Duration::from_secs(d * 24 * 3600))
+            .ok_or_else(|| {
+                "AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 3650".into()
+            }),
+        _ => Ok(crate::aws::dynamo::DEFAULT_AUDIT_RETENTION),
     }
 }
 
@@ -51,10 +75,13 @@ impl Services {
     /// configuration for calls made with users' credentials (STS, S3). In AWS both are
     /// the same; tests point the second at an IAM-enforcing emulator.
     pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Self {
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(service),
-            &config.table,
-        ));
+        // Once per process: the first configuration wins (the local stack builds these
+        // per test, always with the same access settings).
+        configure(config.access.clone());
+        let store = Arc::new(
+            DynamoStore::new(aws_sdk_dynamodb::Client::new(service), &config.table)
+                .with_audit_retention(config.audit_retention),
+        );
         let sealer = Arc::new(KmsSealer::new(
             aws_sdk_kms::Client::new(service),
             &config.kms_key_id,

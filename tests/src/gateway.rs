@@ -15,10 +15,72 @@ use std::sync::Arc;
 pub struct Gateway {
     /// Runs the functions: in this process, or through a Lambda Invoke API.
     pub invoker: Arc<Invoker>,
-    /// Bearer token the stand-in authorizer accepts, and the `sub` claim it passes on.
+    /// The main bearer token the stand-in authorizer accepts, and the `sub` claim it
+    /// passes on; [`LOCAL_TENANTS`] are accepted too.
     pub token: String,
     pub principal: String,
+    identities: HashMap<String, Identity>,
     counter: AtomicU64,
+}
+
+/// Who a bearer token stands for: a verified JWT's claims (a person, groups included),
+/// or an IAM principal's ARN (a SigV4-signed platform service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Jwt(Value),
+    Iam(String),
+}
+
+impl Identity {
+    /// A person with these groups, as a Cognito access token has them (API Gateway hands
+    /// an array claim to the function as `[a b]`).
+    pub fn user(sub: &str, groups: &[&str]) -> Self {
+        let mut claims = json!({"sub": sub, "iss": "local-api"});
+        if !groups.is_empty() {
+            claims["cognito:groups"] = json!(format!("[{}]", groups.join(" ")));
+        }
+        Identity::Jwt(claims)
+    }
+
+    /// The authorizer block of the API Gateway event.
+    pub fn authorizer(&self) -> Value {
+        match self {
+            Identity::Jwt(claims) => json!({"jwt": {"claims": claims, "scopes": null}}),
+            Identity::Iam(arn) => json!({"iam": {
+                "userArn": arn,
+                "accountId": arn.split(':').nth(4).unwrap_or_default(),
+                "callerId": "local",
+            }}),
+        }
+    }
+}
+
+/// The team of the main token's person: share an integration with it to show it to
+/// the teammate.
+pub const LOCAL_TEAM: &str = "local-team";
+
+/// Extra callers of every local stack, for trying (and testing) tenant isolation:
+/// (token, who). The main token (`local-dev-token` by default) is a person in
+/// [`LOCAL_TEAM`].
+pub fn local_tenants() -> Vec<(&'static str, Identity)> {
+    vec![
+        (
+            "local-teammate-token",
+            Identity::user("local-teammate", &[LOCAL_TEAM]),
+        ),
+        (
+            "local-other-tenant-token",
+            Identity::user("local-other-tenant", &["other-team"]),
+        ),
+        (
+            "local-admin-token",
+            Identity::user("local-admin", &[crate::LOCAL_ADMIN_GROUP]),
+        ),
+        (
+            "local-service-token",
+            Identity::Iam("arn:aws:iam::000000000000:role/local-platform-service".into()),
+        ),
+    ]
 }
 
 /// The API Gateway v2 event for one request, as the real service builds it.
@@ -31,7 +93,7 @@ pub fn apigw_event(
     headers: &HeaderMap,
     body: &[u8],
     path_params: &HashMap<String, String>,
-    claims: Option<&Value>,
+    authorizer: Option<&Value>,
     request_id: &str,
 ) -> Value {
     let mut hdrs = Map::new();
@@ -85,8 +147,8 @@ pub fn apigw_event(
         "stage": "$default",
         "timeEpoch": now,
     });
-    if let Some(claims) = claims {
-        ctx["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    if let Some(authorizer) = authorizer {
+        ctx["authorizer"] = authorizer.clone();
     }
     let mut event = json!({
         "version": "2.0",
@@ -176,10 +238,16 @@ impl Gateway {
     }
 
     pub fn with_invoker(invoker: Arc<Invoker>, token: String, principal: String) -> Self {
+        let mut identities: HashMap<String, Identity> = local_tenants()
+            .into_iter()
+            .map(|(t, who)| (t.to_owned(), who))
+            .collect();
+        identities.insert(token.clone(), Identity::user(&principal, &[LOCAL_TEAM]));
         Self {
             invoker,
             token,
             principal,
+            identities,
             counter: AtomicU64::new(0),
         }
     }
@@ -205,17 +273,17 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if bearer != Some(self.token.as_str()) {
+        let Some(identity) = bearer.and_then(|b| self.identities.get(b)) else {
             let mut r = gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
             r.1.insert(
                 http::header::WWW_AUTHENTICATE,
                 http::HeaderValue::from_static("Bearer"),
             );
             return r;
-        }
+        };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("local-{:x}-{n}", std::process::id());
-        let claims = json!({"sub": self.principal, "iss": "local-api"});
+        let authorizer = identity.authorizer();
         let event = apigw_event(
             &route,
             method.as_str(),
@@ -224,7 +292,7 @@ impl Gateway {
             headers,
             body,
             &params,
-            Some(&claims),
+            Some(&authorizer),
             &request_id,
         );
         self.invoke_event(route.function, &event).await

@@ -30,8 +30,21 @@ pub fn functions(
         table: stack.table.clone(),
         kms_key_id: stack.kms_key_id.clone(),
         provisioning: integrations_core::wiring::provisioning_settings()?,
+        audit_retention: integrations_core::wiring::audit_retention()?,
+        access: local_access(),
     };
     Ok(Arc::new(Functions::new(sdk, user_sdk, &config)))
+}
+
+/// The local stack's admin group: the gateway's admin token carries it.
+pub const LOCAL_ADMIN_GROUP: &str = "integrations-admins";
+
+/// Access settings of the local stack: Cognito's groups claim and the admin group above.
+pub fn local_access() -> integrations_core::http::access::AccessConfig {
+    integrations_core::http::access::AccessConfig {
+        groups_claim: "cognito:groups".into(),
+        admin_group: integrations_core::domain::GroupName::parse(LOCAL_ADMIN_GROUP).ok(),
+    }
 }
 
 /// Invokes a function's HTTP handler with a request built from an API Gateway event.

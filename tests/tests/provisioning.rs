@@ -173,7 +173,7 @@ async fn create_with_the_flag_ends_ready_and_hardened_and_reruns_are_no_ops() {
         .await;
     assert_eq!(again.status, 200, "a ready bucket has nothing queued");
     assert_eq!(again.body["status"], "ready");
-    let stored = env.functions.integrations.get(&id).await.unwrap();
+    let stored = env.functions.integrations.get(&admin(), &id).await.unwrap();
     assert_eq!(stored.state_bucket.unwrap().attempts, 1);
 
     // Deleting the integration never deletes its bucket.
@@ -219,7 +219,7 @@ async fn duplicate_and_concurrent_stream_records_provision_once() {
         integrations_core::events::stream::handle(p, &batch)
     );
     assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
-    let stored = env.functions.integrations.get(&id).await.unwrap();
+    let stored = env.functions.integrations.get(&admin(), &id).await.unwrap();
     let sb = stored.state_bucket.unwrap();
     assert_eq!(sb.status, BucketStatus::Ready);
     assert_eq!(sb.attempts, 1, "exactly one provisioning ran");
@@ -361,7 +361,12 @@ async fn partial_batch_response_lists_exactly_the_failed_records() {
     );
     let svc = &env.functions.integrations;
     assert_eq!(
-        svc.get(&ids[0]).await.unwrap().state_bucket.unwrap().status,
+        svc.get(&admin(), &ids[0])
+            .await
+            .unwrap()
+            .state_bucket
+            .unwrap()
+            .status,
         BucketStatus::Ready
     );
     // The unreadable record was never claimed: still pending for the retry.
@@ -383,7 +388,12 @@ async fn partial_batch_response_lists_exactly_the_failed_records() {
         .clone();
     assert_eq!(status, "pending");
     // The damaged secret failed its bucket for good, saying what fixes it.
-    let failed = svc.get(&ids[2]).await.unwrap().state_bucket.unwrap();
+    let failed = svc
+        .get(&admin(), &ids[2])
+        .await
+        .unwrap()
+        .state_bucket
+        .unwrap();
     assert_eq!(failed.status, BucketStatus::Failed);
     assert!(
         failed
@@ -728,6 +738,8 @@ fn impatient_provisioner(env: &TestEnv) -> integrations_core::app::provisioning:
     let config = integrations_core::wiring::Config {
         table: env.stack.table.clone(),
         kms_key_id: env.stack.kms_key_id.clone(),
+        audit_retention: integrations_core::wiring::audit_retention().unwrap(),
+        access: local_harness::local_access(),
         provisioning: settings,
     };
     integrations_core::wiring::Services::new(&env.sdk, &env.sdk, &config).provisioner
@@ -768,7 +780,7 @@ async fn a_pending_bucket_whose_event_was_lost_is_redriven_and_swept() {
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Overdue: a retry request writes it pending again (a new stream record).
-    let again = p.request(&id).await.unwrap();
+    let again = p.request(&admin(), &id).await.unwrap();
     assert_eq!(again.status, BucketStatus::Pending);
     assert_ne!(
         json!(again.status_changed_at),
@@ -851,7 +863,7 @@ async fn the_sweeper_takes_over_crashed_runs_only() {
                 ..Default::default()
             };
             assert_eq!(
-                store.set_bucket(&id, &b, guard).await.unwrap(),
+                store.set_bucket(&id, &b, guard, None).await.unwrap(),
                 WriteOutcome::Written
             );
         }
@@ -912,7 +924,7 @@ async fn a_crashed_run_without_a_recorded_time_is_taken_over() {
         ..Default::default()
     };
     assert_eq!(
-        store.set_bucket(&id, &crashed, guard).await.unwrap(),
+        store.set_bucket(&id, &crashed, guard, None).await.unwrap(),
         WriteOutcome::Written
     );
     let swept = p.sweep().await.unwrap();
@@ -923,4 +935,9 @@ async fn a_crashed_run_without_a_recorded_time_is_taken_over() {
         .body;
     assert_eq!(b["status"], "ready", "{b}");
     assert_eq!(b["attempts"], 2, "{b}");
+}
+
+/// The tests act on records directly, as an operator who sees everything.
+fn admin() -> integrations_core::domain::Caller {
+    integrations_core::domain::Caller::admin("test-admin", vec![])
 }

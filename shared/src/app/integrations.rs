@@ -2,13 +2,14 @@
 //! request a state bucket.
 
 use crate::domain::{
-    check_external_id_needs_role, BucketStatus, Caller, Integration, IntegrationId,
-    IntegrationName, IntegrationPatch, LastTest, NewIntegration, StateBucket, Timestamp,
+    check_external_id_needs_role, AuditAction, AuditEvent, BucketStatus, Caller, Integration,
+    IntegrationId, IntegrationName, IntegrationPatch, LastTest, NewIntegration, StateBucket,
+    Timestamp, Visibility,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext,
-    SecretSealer, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
+    ListQuery, Page, SealContext, SecretSealer, WriteOutcome,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -103,21 +104,23 @@ impl Integrations {
             last_test: None,
             created_at: now.clone(),
             updated_at: now,
-            created_by: who.0.clone(),
+            created_by: who.id.clone(),
+            shared_with: form.shared_with,
             revision: 1,
         };
         let idempotency = match key {
             None => None,
             Some(k) => Some(Idempotency {
-                key: format!("{}#{}", who.0, k.key),
+                key: format!("{}#{}", who.id, k.key),
                 fingerprint: k.fingerprint,
                 response: serde_json::to_string(&integration.view())
                     .map_err(|e| Error::internal_from("serialising the view", e))?,
             }),
         };
+        let audit = AuditEvent::created(who, &integration);
         match self
             .store
-            .create(&integration, idempotency.as_ref())
+            .create(&integration, idempotency.as_ref(), &audit)
             .await?
         {
             CreateOutcome::Created => Ok(Created::New(Box::new(integration))),
@@ -128,19 +131,66 @@ impl Integrations {
         }
     }
 
-    pub async fn get(&self, id: &str) -> Result<Integration> {
-        // Anything but an id cannot exist: a 404 without a lookup.
-        let Ok(id) = IntegrationId::parse(id) else {
-            return Err(Error::not_found(format!("integration '{id}'")));
-        };
-        self.store
-            .get(id.as_str())
-            .await?
-            .ok_or_else(|| Error::not_found(format!("integration '{id}'")))
+    /// The integration, if it exists for this caller: one it may not see is a 404 like
+    /// one that does not exist, so ids of others' integrations are never confirmed.
+    pub async fn get(&self, who: &Caller, id: &str) -> Result<Integration> {
+        match self.find(id).await? {
+            Some(i) if who.may_see(&i) => Ok(i),
+            _ => Err(Error::not_found(format!("integration '{id}'"))),
+        }
     }
 
-    pub async fn list(&self, query: &ListQuery) -> Result<Page> {
-        self.store.list(query).await
+    async fn find(&self, id: &str) -> Result<Option<Integration>> {
+        // Anything but an id cannot exist: a 404 without a lookup.
+        match IntegrationId::parse(id) {
+            Ok(id) => self.store.get(id.as_str()).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The integration, if this caller may also change it (its owner, an admin or a
+    /// service); a group member who may only see it gets a 403.
+    async fn get_managed(&self, who: &Caller, id: &str) -> Result<Integration> {
+        let current = self.get(who, id).await?;
+        if who.may_manage(&current) {
+            Ok(current)
+        } else {
+            Err(Error::Forbidden {
+                detail: format!(
+                    "integration '{id}' is shared with your group: you may read and test it, \
+                     but only its owner or an admin may change, share or delete it"
+                ),
+            })
+        }
+    }
+
+    /// A page of the integrations this caller may see (whatever `visible_to` it brings).
+    pub async fn list(&self, who: &Caller, mut query: ListQuery) -> Result<Page> {
+        query.visible_to = Visibility::of(who);
+        self.store.list(&query).await
+    }
+
+    /// The audit trail of an integration the caller may see. After a delete, only
+    /// callers who see everything (admins, services) can still read it.
+    pub async fn history(
+        &self,
+        who: &Caller,
+        id: &str,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage> {
+        let gone = || Error::not_found(format!("integration '{id}'"));
+        match self.find(id).await? {
+            Some(i) if who.may_see(&i) => self.store.history(id, query).await,
+            Some(_) => Err(gone()),
+            None if who.sees_everything() => {
+                let page = self.store.history(id, query).await?;
+                if page.events.is_empty() && query.next_token.is_none() {
+                    return Err(gone());
+                }
+                Ok(page)
+            }
+            None => Err(gone()),
+        }
     }
 
     fn check_precondition(current: &Integration, pre: Precondition) -> Result<()> {
@@ -175,20 +225,22 @@ impl Integrations {
     /// is applied again on the fresh record: nothing the caller sent is out of date.
     pub async fn update(
         &self,
+        who: &Caller,
         id: &str,
         pre: Precondition,
         patch: impl FnOnce(&Integration) -> Result<IntegrationPatch>,
     ) -> Result<Integration> {
-        let mut current = self.get(id).await?;
+        let mut current = self.get_managed(who, id).await?;
         let patch = patch(&current)?;
         for _ in 0..UPDATE_ATTEMPTS {
             Self::check_precondition(&current, pre)?;
             let next = self.apply(&current, patch.clone()).await?;
-            match self.store.update(&next, &current).await? {
+            let audit = AuditEvent::updated(who, &current, &next);
+            match self.store.update(&next, &current, &audit).await? {
                 WriteOutcome::Written => return Ok(next),
                 WriteOutcome::NameTaken => return Err(name_taken(&next.name)),
                 WriteOutcome::Stale => {
-                    let now = self.get(id).await?;
+                    let now = self.get_managed(who, id).await?;
                     if now.revision != current.revision {
                         return Err(Self::stale(pre, now.revision));
                     }
@@ -221,6 +273,9 @@ impl Integrations {
         }
         if let Some(r) = patch.aws_default_region {
             next.aws_default_region = r;
+        }
+        if let Some(g) = patch.shared_with {
+            next.shared_with = g;
         }
         check_external_id_needs_role(
             next.aws_assumed_role_name.as_ref(),
@@ -277,13 +332,17 @@ impl Integrations {
             .await
     }
 
-    pub async fn delete(&self, id: &str, pre: Precondition) -> Result<()> {
-        let current = self.get(id).await?;
+    pub async fn delete(&self, who: &Caller, id: &str, pre: Precondition) -> Result<()> {
+        let current = self.get_managed(who, id).await?;
         Self::check_precondition(&current, pre)?;
-        match self.store.delete(&current).await? {
+        match self
+            .store
+            .delete(&current, &AuditEvent::deleted(who, &current))
+            .await?
+        {
             WriteOutcome::Written => Ok(()),
             // Changed since our read (or deleted: then the re-read is the 404).
-            WriteOutcome::Stale => Err(Self::stale(pre, self.get(id).await?.revision)),
+            WriteOutcome::Stale => Err(Self::stale(pre, self.get(who, id).await?.revision)),
             WriteOutcome::NameTaken => Err(Error::internal("name guard on delete")),
         }
     }
@@ -292,7 +351,8 @@ impl Integrations {
     /// test says nothing about the credentials, so nothing is written (`None`).
     pub async fn record_test(
         &self,
-        id: &str,
+        who: &Caller,
+        integration: &Integration,
         outcome: super::connection::Outcome,
     ) -> Result<Option<LastTest>> {
         let Some(ok) = outcome.recorded_ok() else {
@@ -302,7 +362,13 @@ impl Integrations {
             at: Timestamp::now(),
             ok,
         };
-        match self.store.record_test(id, &test).await? {
+        let id = integration.id.as_str();
+        let audit = AuditEvent::new(who, &integration.id, AuditAction::Tested).with_detail(if ok {
+            "passed"
+        } else {
+            "failed"
+        });
+        match self.store.record_test(id, &test, &audit).await? {
             WriteOutcome::Written => Ok(Some(test)),
             _ => Err(Error::not_found(format!("integration '{id}'"))),
         }
@@ -310,8 +376,8 @@ impl Integrations {
 
     /// `POST .../state-bucket`: (re)queue provisioning. A bucket that is already being
     /// provisioned or ready is left alone and reported as it is.
-    pub async fn request_bucket(&self, id: &str) -> Result<StateBucket> {
-        let current = self.get(id).await?;
+    pub async fn request_bucket(&self, who: &Caller, id: &str) -> Result<StateBucket> {
+        let current = self.get(who, id).await?;
         if let Some(b) = &current.state_bucket {
             if matches!(
                 b.status,
@@ -331,11 +397,17 @@ impl Integrations {
             from: &[BucketStatus::Failed],
             unchanged_since_before: None,
         };
-        match self.store.set_bucket(id, &bucket, guard).await? {
+        let audit = AuditEvent::new(who, &current.id, AuditAction::BucketRequested)
+            .with_detail(format!("bucket '{}' queued", bucket.name));
+        match self
+            .store
+            .set_bucket(id, &bucket, guard, Some(&audit))
+            .await?
+        {
             WriteOutcome::Written => Ok(bucket),
             // Someone else queued it between our read and write: report what is there now.
             _ => self
-                .get(id)
+                .get(who, id)
                 .await?
                 .state_bucket
                 .ok_or_else(|| Error::internal("state bucket vanished")),

@@ -3,7 +3,7 @@
 
 use super::connection::{ConnectionTester, ConnectionUnderTest, Report};
 use super::integrations::Integrations;
-use crate::domain::NewIntegration;
+use crate::domain::{Caller, NewIntegration};
 use crate::error::Result;
 
 /// Dependencies of the test-connection function, built once per process.
@@ -32,8 +32,8 @@ impl TestConnection {
 
     /// Tests a saved integration with its stored secret and records the verdict as its
     /// `last_test`, unless AWS could not be reached (that says nothing of the keys).
-    pub async fn test_saved(&self, id: &str) -> Result<Report> {
-        let i = self.integrations.get(id).await?;
+    pub async fn test_saved(&self, who: &Caller, id: &str) -> Result<Report> {
+        let i = self.integrations.get(who, id).await?;
         let secret = self.integrations.secret_of(&i).await?;
         let mut report = self
             .tester
@@ -49,7 +49,10 @@ impl TestConnection {
             })
             .await;
         drop(secret);
-        report.last_test = self.integrations.record_test(id, report.outcome).await?;
+        report.last_test = self
+            .integrations
+            .record_test(who, &i, report.outcome)
+            .await?;
         report.recorded = Some(report.last_test.is_some());
         if report.last_test.is_none() {
             report

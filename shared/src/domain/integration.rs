@@ -3,8 +3,8 @@
 
 use super::bucket::StateBucket;
 use super::values::{
-    AccessKeyId, AccountId, Description, ExternalId, IntegrationId, IntegrationName, Label, Region,
-    RoleName, SecretAccessKey, SessionDuration, Timestamp,
+    AccessKeyId, AccountId, Description, ExternalId, GroupName, IntegrationId, IntegrationName,
+    Label, Region, RoleName, SecretAccessKey, SessionDuration, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -51,7 +51,11 @@ pub struct Integration {
     pub last_test: Option<LastTest>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The owner: the caller who created it (a JWT subject or an IAM principal's ARN).
     pub created_by: String,
+    /// Groups whose members may see and use it (not change, rotate or delete it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<GroupName>,
     pub revision: u64,
 }
 
@@ -74,6 +78,7 @@ impl Integration {
             created_at: self.created_at.as_str(),
             updated_at: self.updated_at.as_str(),
             created_by: &self.created_by,
+            shared_with: self.shared_with.iter().map(GroupName::as_str).collect(),
             revision: self.revision,
         }
     }
@@ -98,6 +103,7 @@ pub struct IntegrationView<'a> {
     pub created_at: &'a str,
     pub updated_at: &'a str,
     pub created_by: &'a str,
+    pub shared_with: Vec<&'a str>,
     pub revision: u64,
 }
 
@@ -115,6 +121,7 @@ pub struct NewIntegration {
     pub aws_session_duration: SessionDuration,
     pub aws_default_region: Region,
     pub create_state_bucket: bool,
+    pub shared_with: Vec<GroupName>,
 }
 
 /// A validated PATCH. `Some(None)` clears an optional field.
@@ -129,6 +136,7 @@ pub struct IntegrationPatch {
     pub aws_session_duration: Option<SessionDuration>,
     pub aws_default_region: Option<Region>,
     pub create_state_bucket: Option<bool>,
+    pub shared_with: Option<Vec<GroupName>>,
 }
 
 impl IntegrationPatch {
@@ -142,9 +150,6 @@ impl IntegrationPatch {
             && self.aws_session_duration.is_none()
             && self.aws_default_region.is_none()
             && self.create_state_bucket.is_none()
+            && self.shared_with.is_none()
     }
 }
-
-/// Who called: a JWT subject or an IAM principal's ARN, as the gateway verified it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);

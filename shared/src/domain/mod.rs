@@ -1,13 +1,17 @@
 //! The domain: validated values, the integration record and its state bucket, and the
 //! policy documents of the setup guide. Pure data and rules: no I/O.
 
+pub mod access;
+pub mod audit;
 pub mod bucket;
 pub mod integration;
 pub mod policies;
 pub mod values;
 
+pub use access::{Caller, CallerKind, Visibility};
+pub use audit::{AuditAction, AuditEvent, Change};
 pub use bucket::{backend_block, BucketStatus, StateBucket};
 pub use integration::{
-    Caller, Integration, IntegrationPatch, IntegrationView, LastTest, NewIntegration, Sealed,
+    Integration, IntegrationPatch, IntegrationView, LastTest, NewIntegration, Sealed,
 };
 pub use values::*;

@@ -3,8 +3,9 @@
 //! its JSON field, so a person can fix the whole form in one go.
 
 use crate::domain::{
-    check_external_id_needs_role, AccessKeyId, AccountId, Description, ExternalId, IntegrationName,
-    IntegrationPatch, Label, NewIntegration, Region, RoleName, SecretAccessKey, SessionDuration,
+    check_external_id_needs_role, AccessKeyId, AccountId, Description, ExternalId, GroupName,
+    IntegrationName, IntegrationPatch, Label, NewIntegration, Region, RoleName, SecretAccessKey,
+    SessionDuration,
 };
 use crate::error::{Error, FieldError};
 use serde_json::{Map, Value};
@@ -21,6 +22,7 @@ pub const FIELDS: &[&str] = &[
     "aws_session_duration",
     "aws_default_region",
     "create_state_bucket",
+    "shared_with",
 ];
 
 /// Parses a JSON request body into an object, naming `body` when it is not one.
@@ -36,8 +38,8 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
     }
 }
 
-/// Entries a `labels` array may hold before de-duplication (at most 50 distinct).
-const MAX_LABEL_ENTRIES: usize = 100;
+/// Groups one integration may be shared with.
+pub const MAX_SHARED_WITH: usize = 20;
 
 struct Checker<'a> {
     map: &'a Map<String, Value>,
@@ -113,49 +115,65 @@ impl<'a> Checker<'a> {
     }
 
     fn labels(&mut self) -> Option<Option<Vec<Label>>> {
-        let Some(v) = self.raw("labels") else {
+        self.list("labels", "labels", 50, Label::parse)
+    }
+
+    /// Groups the integration is shared with (`[]` or `null`: none).
+    fn shared_with(&mut self) -> Option<Option<Vec<GroupName>>> {
+        self.list("shared_with", "groups", MAX_SHARED_WITH, GroupName::parse)
+    }
+
+    /// An array of strings, each parsed, duplicates dropped, at most `max` distinct.
+    fn list<T: PartialEq>(
+        &mut self,
+        field: &str,
+        noun: &str,
+        max: usize,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Option<Option<Vec<T>>> {
+        let Some(v) = self.raw(field) else {
             return Some(None);
         };
         let Value::Array(items) = v else {
-            self.fail("labels", "must be an array of strings");
+            self.fail(field, "must be an array of strings");
             return None;
         };
         // Refused before looking at the entries: a huge array would otherwise cost a
         // check (and possibly an error) per entry. Duplicates are allowed up to this.
-        if items.len() > MAX_LABEL_ENTRIES {
+        if items.len() > 2 * max {
             self.fail(
-                "labels",
+                field,
                 format!(
-                    "at most 50 labels are allowed (got {} entries)",
+                    "at most {max} {noun} are allowed (got {} entries)",
                     items.len()
                 ),
             );
             return None;
         }
-        let mut out: Vec<Label> = Vec::new();
+        let mut out: Vec<T> = Vec::new();
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            let field = format!("labels[{i}]");
+            let entry = format!("{field}[{i}]");
             match item {
-                Value::String(s) => match Label::parse(s) {
+                Value::String(s) => match parse(s) {
                     Ok(l) => {
                         if !out.contains(&l) {
                             out.push(l);
                         }
                     }
                     Err(m) => {
-                        self.fail(&field, m);
+                        self.fail(&entry, m);
                         ok = false;
                     }
                 },
                 _ => {
-                    self.fail(&field, "must be a string");
+                    self.fail(&entry, "must be a string");
                     ok = false;
                 }
             }
         }
-        if out.len() > 50 {
-            self.fail("labels", "at most 50 labels are allowed");
+        if out.len() > max {
+            self.fail(field, format!("at most {max} {noun} are allowed"));
             ok = false;
         }
         ok.then_some(Some(out))
@@ -263,6 +281,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
         .check_str("aws_default_region", Region::parse)
         .map(Option::unwrap_or_default);
     let bucket = c.bool("create_state_bucket").map(|b| b.unwrap_or(false));
+    let shared_with = c.shared_with().map(Option::unwrap_or_default);
 
     // A role that was given but is invalid is reported already.
     if let (Some(role), Some(external)) = (&role, &external) {
@@ -286,6 +305,7 @@ pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
             aws_session_duration: duration?,
             aws_default_region: region?,
             create_state_bucket: bucket?,
+            shared_with: shared_with?,
         })
     })();
     match form {
@@ -349,6 +369,9 @@ pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<Integrati
             c.fail("create_state_bucket", "must be true or false")
         }
         _ => {}
+    }
+    if present("shared_with") {
+        patch.shared_with = c.shared_with().map(Option::unwrap_or_default);
     }
     // Restating the (immutable) account alone changes nothing either.
     if c.errors.is_empty() && patch.is_empty() {

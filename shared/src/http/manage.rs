@@ -1,4 +1,5 @@
-//! The manage-integrations function: list, read, change and delete integrations.
+//! The manage-integrations function: list, read, change and delete integrations, and
+//! read their audit trail.
 
 use super::error::ApiError;
 use super::input;
@@ -6,9 +7,9 @@ use super::request::{json_body, path_id, precondition, query};
 use super::response::{json, with_etag};
 use super::routes::{dispatch, Routes};
 use crate::app::integrations::Integrations;
-use crate::domain::{Caller, Label};
+use crate::domain::{Caller, Label, Visibility};
 use crate::error::FieldError;
-use crate::ports::ListQuery;
+use crate::ports::{HistoryQuery, ListQuery};
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json as value;
@@ -26,14 +27,17 @@ pub const ROUTES: Routes<Integrations> = &[
     ("DELETE /integrations/aws/{id}", |s, who, r| {
         Box::pin(delete(s, who, r))
     }),
+    ("GET /integrations/aws/{id}/history", |s, who, r| {
+        Box::pin(history(s, who, r))
+    }),
 ];
 
 pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body> {
     dispatch(integrations, ROUTES, req).await
 }
 
-async fn list(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
-    let page = svc.list(&list_query(&req)?).await?;
+async fn list(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let page = svc.list(&who, list_query(&req, &who)?).await?;
     let items: Vec<_> = page.items.iter().map(|i| i.view()).collect();
     json(
         StatusCode::OK,
@@ -41,35 +45,57 @@ async fn list(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Bo
     )
 }
 
-async fn get(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
-    let i = svc.get(&path_id(&req)?).await?;
+async fn get(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    let i = svc.get(&who, &path_id(&req)?).await?;
     Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))
 }
 
-async fn update(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+async fn update(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let id = path_id(&req)?;
     let pre = precondition(&req)?;
     let body = json_body(&req)?;
     let i = svc
-        .update(&id, pre, |current| {
+        .update(&who, &id, pre, |current| {
             input::parse_patch(body, &current.aws_account_id)
         })
         .await?;
     Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))
 }
 
-async fn delete(svc: &Integrations, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+async fn delete(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let id = path_id(&req)?;
-    svc.delete(&id, precondition(&req)?).await?;
+    svc.delete(&who, &id, precondition(&req)?).await?;
     let mut resp = Response::new(Body::Empty);
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)
 }
 
-/// `?limit=1..100&label=<label>&next_token=<token>`; every bad parameter named at once.
-fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
+/// The audit trail, newest first: `?limit=1..100&next_token=<token>`.
+async fn history(
+    svc: &Integrations,
+    who: Caller,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let id = path_id(&req)?;
     let mut errors = Vec::new();
-    let limit = match query(req, "limit") {
+    let limit = limit(&req, &mut errors);
+    if !errors.is_empty() {
+        return Err(crate::error::Error::Validation(errors).into());
+    }
+    let q = HistoryQuery {
+        limit,
+        next_token: query(&req, "next_token").filter(|t| !t.is_empty()),
+    };
+    let page = svc.history(&who, &id, &q).await?;
+    json(
+        StatusCode::OK,
+        &value!({"integration_id": id, "events": page.events, "next_token": page.next_token}),
+    )
+}
+
+/// `?limit=1..100` (50 when absent), or a field error.
+fn limit(req: &Request, errors: &mut Vec<FieldError>) -> usize {
+    match query(req, "limit") {
         None => 50,
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=100).contains(&n) => n,
@@ -81,7 +107,13 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
                 50
             }
         },
-    };
+    }
+}
+
+/// `?limit=1..100&label=<label>&next_token=<token>`; every bad parameter named at once.
+fn list_query(req: &Request, who: &Caller) -> Result<ListQuery, ApiError> {
+    let mut errors = Vec::new();
+    let limit = limit(req, &mut errors);
     // Normalised as stored labels are, so `?label=Prod` finds `prod`.
     let label = query(req, "label").and_then(|l| match Label::parse(&l) {
         Ok(l) => Some(l.into()),
@@ -98,5 +130,6 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         limit,
         // `?next_token=` (empty) is the first page, as if absent.
         next_token: query(req, "next_token").filter(|t| !t.is_empty()),
+        visible_to: Visibility::of(who),
     })
 }

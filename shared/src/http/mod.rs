@@ -2,6 +2,7 @@
 //! opening with its route table; request reading, responses, and the one mapping from
 //! errors to RFC 9457 problems.
 
+pub mod access;
 pub mod create;
 pub mod error;
 pub mod input;

@@ -39,6 +39,7 @@ fn kind(err: &ApiError) -> (StatusCode, &'static str, &'static str) {
             Error::Validation(_) => (S::BAD_REQUEST, "validation-failed", "Invalid request"),
             Error::NotFound { .. } => (S::NOT_FOUND, "not-found", "Not found"),
             Error::Conflict { .. } => (S::CONFLICT, "conflict", "Conflict"),
+            Error::Forbidden { .. } => (S::FORBIDDEN, "forbidden", "Not allowed"),
             Error::PreconditionFailed { .. } => (
                 S::PRECONDITION_FAILED,
                 "precondition-failed",

@@ -1,36 +1,11 @@
-//! Reading what API Gateway hands a function: the verified caller, path and query
+//! Reading what API Gateway hands a function (the caller is read in `access`): path and query
 //! parameters, `If-Match`, `Idempotency-Key` and a JSON body.
 
 use super::error::ApiError;
 use crate::app::integrations::{IdempotencyRequest, Precondition};
-use crate::domain::Caller;
 use http::header::{CONTENT_TYPE, IF_MATCH};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
-
-/// The authenticated caller from the API Gateway authorizer: a JWT subject, or the IAM
-/// principal's ARN for SigV4-signed calls. API Gateway only forwards verified identities.
-pub fn caller(req: &Request) -> Result<Caller, ApiError> {
-    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
-        return Err(ApiError::Unauthenticated);
-    };
-    let Some(auth) = ctx.authorizer.as_ref() else {
-        return Err(ApiError::Unauthenticated);
-    };
-    let from_jwt = auth
-        .jwt
-        .as_ref()
-        .and_then(|j| j.claims.get("sub").or_else(|| j.claims.get("client_id")));
-    let from_iam = auth.iam.as_ref().and_then(|i| i.user_arn.as_ref());
-    let from_lambda = auth.fields.get("principal").and_then(|v| v.as_str());
-    from_jwt
-        .map(String::as_str)
-        .or(from_iam.map(String::as_str))
-        .or(from_lambda)
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| Caller(p.to_owned()))
-        .ok_or(ApiError::Unauthenticated)
-}
 
 pub fn request_id(req: &Request) -> Option<String> {
     match req.request_context_ref() {

@@ -2,8 +2,8 @@
 //! template.yaml's `Path`/`Method` pairs and the local gateway's; `scripts/check_routes.py`
 //! and a unit test check them), and the one dispatch every function uses.
 
+use super::access::caller;
 use super::error::ApiError;
-use super::request::caller;
 use crate::domain::Caller;
 use futures::future::BoxFuture;
 use lambda_http::request::RequestContext;
@@ -70,6 +70,10 @@ pub const ROUTES: &[Route] = &[
     route("PATCH /integrations/aws/{id}", Function::ManageIntegrations),
     route(
         "DELETE /integrations/aws/{id}",
+        Function::ManageIntegrations,
+    ),
+    route(
+        "GET /integrations/aws/{id}/history",
         Function::ManageIntegrations,
     ),
     route(

@@ -24,9 +24,9 @@ pub async fn handle(p: &Provisioner, req: Request) -> Response<Body> {
 }
 
 /// 202: queued or under way; 200: ready (nothing was queued).
-async fn request(p: &Provisioner, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+async fn request(p: &Provisioner, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let id = path_id(&req)?;
-    let b = p.request(&id).await?;
+    let b = p.request(&who, &id).await?;
     let status = if b.status == BucketStatus::Ready {
         StatusCode::OK
     } else {
@@ -41,9 +41,9 @@ async fn request(p: &Provisioner, _: Caller, req: Request) -> Result<Response<Bo
     )
 }
 
-async fn status(p: &Provisioner, _: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+async fn status(p: &Provisioner, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let id = path_id(&req)?;
-    let b = p.status(&id).await?;
+    let b = p.status(&who, &id).await?;
     json(
         StatusCode::OK,
         &BucketView {

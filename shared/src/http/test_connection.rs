@@ -40,9 +40,9 @@ async fn test_form(
 
 async fn test_saved(
     d: &TestConnection,
-    _: Caller,
+    who: Caller,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let report = d.test_saved(&path_id(&req)?).await?;
+    let report = d.test_saved(&who, &path_id(&req)?).await?;
     json(StatusCode::OK, &report)
 }

@@ -1,8 +1,8 @@
 //! The small traits the use cases need from the outside world. AWS adapters in
 //! `crate::aws` implement them; tests may substitute their own.
 
-use crate::domain::{AccountId, BucketName, IntegrationId, Region, Timestamp};
-use crate::domain::{BucketStatus, Integration, LastTest, Sealed, StateBucket};
+use crate::domain::{AccountId, BucketName, IntegrationId, Region, Timestamp, Visibility};
+use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, Sealed, StateBucket};
 use crate::error::Result;
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -59,10 +59,26 @@ pub enum CreateOutcome {
     KeyReused,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
     pub label: Option<String>,
     pub limit: usize,
+    pub next_token: Option<String>,
+    /// Whose integrations the page may hold (the store filters, so pages stay full).
+    pub visible_to: Visibility,
+}
+
+/// A page of an integration's audit trail, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub limit: usize,
+    /// Opaque, from the previous page; validated by the store.
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    pub events: Vec<AuditEvent>,
     pub next_token: Option<String>,
 }
 
@@ -83,23 +99,36 @@ pub struct BucketGuard<'a> {
 
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
-    /// Writes a new record and claims its name atomically, and with an idempotency key
-    /// records it in the same transaction (or reports its earlier use).
+    /// Writes a new record, claims its name and records `audit`, atomically, and with an
+    /// idempotency key records it in the same transaction (or reports its earlier use).
+    /// Every write below writes its audit event in the same transaction as the change:
+    /// no change without its event, no event for a change that did not happen.
     async fn create(
         &self,
         integration: &Integration,
         idempotency: Option<&Idempotency>,
+        audit: &AuditEvent,
     ) -> Result<CreateOutcome>;
     async fn get(&self, id: &str) -> Result<Option<Integration>>;
     /// Replaces the caller-owned fields of `old` with those of `new` if `old.revision`
     /// is still current, moving the name claim when the name changed.
-    async fn update(&self, new: &Integration, old: &Integration) -> Result<WriteOutcome>;
+    async fn update(
+        &self,
+        new: &Integration,
+        old: &Integration,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome>;
     /// Removes the record and its name claim together, if `old.revision` is current.
-    async fn delete(&self, old: &Integration) -> Result<WriteOutcome>;
+    async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome>;
     /// Sorted by name; the token is opaque to callers and validated here.
     async fn list(&self, query: &ListQuery) -> Result<Page>;
     /// Records a test result without touching anything else.
-    async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome>;
+    async fn record_test(
+        &self,
+        id: &str,
+        test: &LastTest,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome>;
     /// Sets the state bucket (and `create_state_bucket = true`) if the guard holds:
     /// no bucket yet and `allow_absent`, or its status is one of `from`, or it has had
     /// the guard's status since before its time. `Stale` otherwise.
@@ -108,7 +137,11 @@ pub trait IntegrationStore: Send + Sync {
         id: &str,
         bucket: &StateBucket,
         guard: BucketGuard<'_>,
+        audit: Option<&AuditEvent>,
     ) -> Result<WriteOutcome>;
+    /// The integration's audit events, newest first (kept for the configured time,
+    /// also after the integration is deleted).
+    async fn history(&self, id: &str, query: &HistoryQuery) -> Result<HistoryPage>;
     /// Ids of integrations whose bucket has had `status` (`pending` or `provisioning`)
     /// since before `changed_before`, oldest first, at most `limit`: the sweeper's work.
     async fn buckets_due(

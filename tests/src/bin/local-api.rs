@@ -25,6 +25,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--permissions") {
+        // One line per granted action, for scripts/check_permissions.py.
+        for (binary, actions) in integrations_core::aws::permissions::PERMISSIONS {
+            for action in *actions {
+                println!("{binary} {action}");
+            }
+        }
+        return Ok(());
+    }
     integrations_core::telemetry::init();
     let host = var("LOCAL_API_HOST", "127.0.0.1");
     let port = var("LOCAL_API_PORT", "3000");
@@ -84,7 +93,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("functions:   {}", invoker.describe());
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
-    println!("API:         {base}  (token: {token}, principal: {principal})");
+    println!(
+        "API:         {base}  (token: {token}, principal: {principal}, group: {})",
+        local_harness::gateway::LOCAL_TEAM
+    );
+    println!("other callers (tenant isolation): ");
+    for (t, who) in local_harness::gateway::local_tenants() {
+        println!("  {t:<26} {}", who.authorizer());
+    }
     println!("routes:");
     for r in ROUTES {
         println!(

@@ -160,10 +160,22 @@ impl TestEnv {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        self.send_as(TOKEN, method, path, body, headers).await
+    }
+
+    /// A request by the caller the bearer token stands for (`gateway::local_tenants`).
+    pub async fn send_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{}", self.base, path))
-            .bearer_auth(TOKEN);
+            .bearer_auth(token);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -3,10 +3,13 @@
 //! write only the caller's fields, idempotency keys, guarded state bucket writes and the
 //! sweep index.
 
-use crate::domain::{BucketStatus, Integration, IntegrationName, LastTest, StateBucket, Timestamp};
+use crate::domain::{
+    AuditEvent, BucketStatus, Integration, IntegrationName, LastTest, StateBucket, Timestamp,
+};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
+    ListQuery, Page, WriteOutcome,
 };
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -24,6 +27,7 @@ pub(crate) enum Op {
     RecordTest,
     SetBucket,
     BucketsDue,
+    History,
 }
 
 /// Something another writer does just before an operation runs (a lost race).
@@ -37,6 +41,8 @@ pub(crate) struct Tables {
     names: HashMap<String, String>,
     /// Scoped idempotency key -> (fingerprint, response).
     keys: HashMap<String, (String, String)>,
+    /// Audit events, written with the change they describe.
+    audit: Vec<AuditEvent>,
 }
 
 impl Tables {
@@ -116,6 +122,11 @@ impl MemoryStore {
     }
 
     /// How many calls of `op` were made.
+    /// Every audit event written, oldest first.
+    pub(crate) fn audit(&self) -> Vec<AuditEvent> {
+        self.lock().tables.audit.clone()
+    }
+
     pub(crate) fn count(&self, op: Op) -> usize {
         self.lock().calls.iter().filter(|c| **c == op).count()
     }
@@ -158,6 +169,7 @@ fn write_caller_fields(stored: &mut Integration, new: &Integration) {
     stored.aws_session_duration = new.aws_session_duration;
     stored.aws_default_region = new.aws_default_region.clone();
     stored.create_state_bucket = new.create_state_bucket;
+    stored.shared_with = new.shared_with.clone();
     stored.updated_at = new.updated_at.clone();
     stored.revision = new.revision;
 }
@@ -232,6 +244,7 @@ impl IntegrationStore for MemoryStore {
         &self,
         i: &Integration,
         idempotency: Option<&Idempotency>,
+        audit: &AuditEvent,
     ) -> Result<CreateOutcome> {
         self.call(Op::Create, |t| {
             // The order in which the DynamoDB store reads its transaction's failures.
@@ -259,6 +272,7 @@ impl IntegrationStore for MemoryStore {
                 let entry = (k.fingerprint.clone(), k.response.clone());
                 t.keys.insert(k.key.clone(), entry);
             }
+            t.audit.push(audit.clone());
             Ok(CreateOutcome::Created)
         })
     }
@@ -267,7 +281,12 @@ impl IntegrationStore for MemoryStore {
         self.call(Op::Get, |t| Ok(t.records.get(id).cloned()))
     }
 
-    async fn update(&self, new: &Integration, old: &Integration) -> Result<WriteOutcome> {
+    async fn update(
+        &self,
+        new: &Integration,
+        old: &Integration,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome> {
         self.call(Op::Update, |t| {
             let id = old.id.as_str();
             let adds_bucket = old.state_bucket.is_none() && new.state_bucket.is_some();
@@ -295,11 +314,12 @@ impl IntegrationStore for MemoryStore {
                     stored.state_bucket = new.state_bucket.clone();
                 }
             }
+            t.audit.push(audit.clone());
             Ok(WriteOutcome::Written)
         })
     }
 
-    async fn delete(&self, old: &Integration) -> Result<WriteOutcome> {
+    async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome> {
         self.call(Op::Delete, |t| {
             let id = old.id.as_str();
             match t.records.get(id) {
@@ -311,6 +331,7 @@ impl IntegrationStore for MemoryStore {
             if t.names.get(&key).is_some_and(|holder| holder == id) {
                 t.names.remove(&key);
             }
+            t.audit.push(audit.clone());
             Ok(WriteOutcome::Written)
         })
     }
@@ -330,6 +351,7 @@ impl IntegrationStore for MemoryStore {
                     label.is_none_or(|l| i.labels.iter().any(|x| x == l))
                 })
                 .filter(|i| after.as_ref().is_none_or(|a| name_key(&i.name) > *a))
+                .filter(|i| q.visible_to.admits(i))
                 .collect();
             matching.sort_by_key(|i| name_key(&i.name));
             let more = matching.len() > q.limit;
@@ -342,11 +364,17 @@ impl IntegrationStore for MemoryStore {
         })
     }
 
-    async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome> {
+    async fn record_test(
+        &self,
+        id: &str,
+        test: &LastTest,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome> {
         self.call(Op::RecordTest, |t| {
             Ok(match t.records.get_mut(id) {
                 Some(record) => {
                     record.last_test = Some(test.clone());
+                    t.audit.push(audit.clone());
                     WriteOutcome::Written
                 }
                 None => WriteOutcome::Stale,
@@ -359,16 +387,34 @@ impl IntegrationStore for MemoryStore {
         id: &str,
         bucket: &StateBucket,
         guard: BucketGuard<'_>,
+        audit: Option<&AuditEvent>,
     ) -> Result<WriteOutcome> {
         self.call(Op::SetBucket, |t| {
             Ok(match t.records.get_mut(id) {
                 Some(record) if guard_holds(record.state_bucket.as_ref(), &guard) => {
                     record.state_bucket = Some(bucket.clone());
                     record.create_state_bucket = true;
+                    t.audit.extend(audit.cloned());
                     WriteOutcome::Written
                 }
                 _ => WriteOutcome::Stale,
             })
+        })
+    }
+
+    async fn history(&self, id: &str, q: &HistoryQuery) -> Result<HistoryPage> {
+        self.call(Op::History, |t| {
+            let mut events: Vec<&AuditEvent> = t
+                .audit
+                .iter()
+                .filter(|e| e.integration_id == *id)
+                .filter(|e| q.next_token.as_ref().is_none_or(|b| e.event_id < *b))
+                .collect();
+            events.sort_by(|a, b| b.event_id.cmp(&a.event_id));
+            let more = events.len() > q.limit;
+            let events: Vec<AuditEvent> = events.into_iter().take(q.limit).cloned().collect();
+            let next_token = events.last().filter(|_| more).map(|e| e.event_id.clone());
+            Ok(HistoryPage { events, next_token })
         })
     }
 

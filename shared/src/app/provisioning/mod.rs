@@ -3,7 +3,9 @@
 //! `ready` with a Terraform backend block, or `failed` with a reason a person can act on.
 
 use crate::app::integrations::Integrations;
-use crate::domain::{backend_block, BucketStatus, StateBucket, Timestamp};
+use crate::domain::{
+    backend_block, AuditAction, AuditEvent, BucketStatus, Caller, StateBucket, Timestamp,
+};
 use crate::error::{Error, Result};
 use crate::ports::IntegrationStore;
 use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, WriteOutcome};
@@ -55,6 +57,8 @@ pub struct Provisioner {
     identity: Arc<dyn AwsIdentity>,
     s3: Arc<dyn BucketAdmin>,
     settings: Settings,
+    /// Who the audit trail names for provisioning outcomes.
+    me: Caller,
 }
 
 impl Provisioner {
@@ -71,6 +75,7 @@ impl Provisioner {
             identity,
             s3,
             settings,
+            me: Caller::system("provision-bucket"),
         }
     }
 
@@ -125,7 +130,17 @@ impl Provisioner {
             from: &[BucketStatus::Provisioning],
             ..Default::default()
         };
-        self.store.set_bucket(id, &claimed, done).await?;
+        let audit = match &outcome {
+            Outcome::Failed(why) => {
+                AuditEvent::new(&self.me, &integration.id, AuditAction::BucketFailed)
+                    .with_detail(why.clone())
+            }
+            _ => AuditEvent::new(&self.me, &integration.id, AuditAction::BucketReady)
+                .with_detail(format!("bucket '{}' ready", claimed.name)),
+        };
+        self.store
+            .set_bucket(id, &claimed, done, Some(&audit))
+            .await?;
         tracing::info!(
             integration_id = id,
             status = claimed.status.as_str(),
@@ -167,10 +182,12 @@ impl Provisioner {
             from: &[BucketStatus::Pending],
             unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
         };
-        Ok(match self.store.set_bucket(id, &claimed, guard).await? {
-            WriteOutcome::Written => Ok(claimed),
-            _ => Err("another run claimed it"),
-        })
+        Ok(
+            match self.store.set_bucket(id, &claimed, guard, None).await? {
+                WriteOutcome::Written => Ok(claimed),
+                _ => Err("another run claimed it"),
+            },
+        )
     }
 
     /// Our own dependency failed (e.g. KMS): hands the claim back so a retry can take it
@@ -182,7 +199,7 @@ impl Provisioner {
             from: &[BucketStatus::Provisioning],
             ..Default::default()
         };
-        if let Err(e) = self.store.set_bucket(id, &claimed, back).await {
+        if let Err(e) = self.store.set_bucket(id, &claimed, back, None).await {
             tracing::warn!(integration_id = id, error = %e.chain(), "could not release the claim");
         }
     }
@@ -191,8 +208,8 @@ impl Provisioner {
     /// one stuck in `pending` (its event was lost) or `provisioning` (its run crashed) past
     /// the thresholds by writing it `pending` again, which the stream delivers anew; leaves
     /// a fresh `pending`/`provisioning` and a `ready` bucket as they are.
-    pub async fn request(&self, id: &str) -> Result<StateBucket> {
-        let current = self.integrations.get(id).await?;
+    pub async fn request(&self, who: &Caller, id: &str) -> Result<StateBucket> {
+        let current = self.integrations.get(who, id).await?;
         if let Some(b) = &current.state_bucket {
             if let Some(after) = self.redrive_after(b.status) {
                 let before = Timestamp::ago(after);
@@ -206,7 +223,17 @@ impl Provisioner {
                         unchanged_since_before: Some((b.status, &before)),
                         ..Default::default()
                     };
-                    if self.store.set_bucket(id, &again, guard).await? == WriteOutcome::Written {
+                    let audit = AuditEvent::new(who, &current.id, AuditAction::BucketRequested)
+                        .with_detail(format!(
+                            "bucket '{}' re-driven (it was {} too long)",
+                            b.name,
+                            b.status.as_str()
+                        ));
+                    let written = self
+                        .store
+                        .set_bucket(id, &again, guard, Some(&audit))
+                        .await?;
+                    if written == WriteOutcome::Written {
                         tracing::info!(
                             integration_id = id,
                             was = b.status.as_str(),
@@ -218,13 +245,13 @@ impl Provisioner {
                 }
             }
         }
-        self.integrations.request_bucket(id).await
+        self.integrations.request_bucket(who, id).await
     }
 
     /// `GET .../state-bucket`: the status, or 404 when none was requested.
-    pub async fn status(&self, id: &str) -> Result<StateBucket> {
+    pub async fn status(&self, who: &Caller, id: &str) -> Result<StateBucket> {
         self.integrations
-            .get(id)
+            .get(who, id)
             .await?
             .state_bucket
             .ok_or_else(|| {

@@ -10,7 +10,11 @@ use serde_json::json;
 async fn a_bucket_is_queued_when_none_was_requested() {
     let w = World::new();
     let i = w.saved(json!({"aws_default_region": "eu-west-1"})).await;
-    let b = w.provisioner().request(i.id.as_str()).await.unwrap();
+    let b = w
+        .provisioner()
+        .request(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!((b.status, b.attempts), (BucketStatus::Pending, 0));
     assert_eq!(b.region, "eu-west-1");
     assert_eq!(w.bucket_of(&i.id), b);
@@ -27,7 +31,11 @@ async fn a_failed_bucket_is_queued_again_keeping_its_attempts() {
         ..bucket(BucketStatus::Failed, &ago(3600))
     };
     w.store.set_state_bucket(&i.id, failed.clone());
-    let b = w.provisioner().request(i.id.as_str()).await.unwrap();
+    let b = w
+        .provisioner()
+        .request(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(
         (b.status, b.attempts, &b.reason),
         (BucketStatus::Pending, 3, &None)
@@ -46,7 +54,7 @@ async fn fresh_pending_or_provisioning_and_ready_buckets_are_left_as_they_are() 
         ("ready", BucketStatus::Ready, ago(3600)),
     ] {
         let i = w.with_bucket(name, status, &since).await;
-        let b = p.request(i.id.as_str()).await.unwrap();
+        let b = p.request(&caller(), i.id.as_str()).await.unwrap();
         assert_eq!(Some(&b), i.state_bucket.as_ref(), "{name}");
         assert_eq!(w.stored(&i.id), i, "{name}");
     }
@@ -67,7 +75,7 @@ async fn an_overdue_pending_or_stale_provisioning_is_driven_again() {
                 b.attempts = 2;
             }
         });
-        let b = p.request(i.id.as_str()).await.unwrap();
+        let b = p.request(&caller(), i.id.as_str()).await.unwrap();
         assert_eq!((b.status, b.attempts), (BucketStatus::Pending, 2), "{name}");
         assert!(b.status_changed_at > Some(since), "{name}");
         assert_eq!(w.bucket_of(&i.id), b, "{name}");
@@ -84,7 +92,10 @@ async fn a_bucket_queued_meanwhile_is_reported_as_it_is_now() {
         t.edit(&id, |r| r.state_bucket = Some(b))
     });
     assert_eq!(
-        w.provisioner().request(i.id.as_str()).await.unwrap(),
+        w.provisioner()
+            .request(&caller(), i.id.as_str())
+            .await
+            .unwrap(),
         theirs
     );
     assert_eq!(w.bucket_of(&i.id), theirs);
@@ -93,7 +104,7 @@ async fn a_bucket_queued_meanwhile_is_reported_as_it_is_now() {
 #[tokio::test]
 async fn requesting_a_bucket_of_a_missing_integration_is_not_found() {
     let w = World::new();
-    let r = w.provisioner().request(MISSING).await;
+    let r = w.provisioner().request(&caller(), MISSING).await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert_eq!(w.store.count(Op::SetBucket), 0);
 }

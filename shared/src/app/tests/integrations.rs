@@ -4,6 +4,7 @@ use super::*;
 use crate::app::connection::Outcome as Verdict;
 use crate::app::fakes::{Op, SECRET};
 use crate::app::integrations::{IdempotencyRequest, Precondition};
+use crate::domain::Visibility;
 use crate::error::{Dependency, Error};
 use crate::ports::ListQuery;
 use serde_json::json;
@@ -18,10 +19,12 @@ fn key(fingerprint: &str) -> Option<IdempotencyRequest> {
 /// The names of every stored integration, as a listing gives them.
 async fn names(w: &World) -> Vec<String> {
     let all = ListQuery {
+        label: None,
         limit: 100,
-        ..Default::default()
+        next_token: None,
+        visible_to: Visibility::Everything,
     };
-    let page = w.integrations.list(&all).await.unwrap();
+    let page = w.integrations.list(&caller(), all.clone()).await.unwrap();
     page.items.into_iter().map(|i| i.name.into()).collect()
 }
 
@@ -130,7 +133,7 @@ async fn asking_for_a_bucket_on_create_queues_a_pending_one() {
 #[tokio::test]
 async fn an_id_that_is_not_a_ulid_is_not_found_without_a_read() {
     let w = World::new();
-    let r = w.integrations.get("not-an-id").await;
+    let r = w.integrations.get(&caller(), "not-an-id").await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert!(w.store.calls().is_empty());
 }
@@ -138,7 +141,7 @@ async fn an_id_that_is_not_a_ulid_is_not_found_without_a_read() {
 #[tokio::test]
 async fn a_missing_integration_is_not_found() {
     let w = World::new();
-    let r = w.integrations.get(MISSING).await;
+    let r = w.integrations.get(&caller(), MISSING).await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert_eq!(w.store.calls(), [Op::Get]);
 }
@@ -153,18 +156,19 @@ async fn list_is_sorted_by_name_filtered_by_label_and_paged() {
         label: Some("prod".into()),
         limit: 1,
         next_token: None,
+        visible_to: Visibility::Everything,
     };
-    let first = w.integrations.list(&q).await.unwrap();
+    let first = w.integrations.list(&caller(), q.clone()).await.unwrap();
     assert_eq!(first.items[0].name, "A-one");
     q.next_token = first.next_token;
-    let second = w.integrations.list(&q).await.unwrap();
+    let second = w.integrations.list(&caller(), q.clone()).await.unwrap();
     assert_eq!(
         (second.items[0].name.as_str(), second.next_token),
         ("b-two", None)
     );
     // A token is only good for the listing it came from.
     q.label = None;
-    let r = w.integrations.list(&q).await;
+    let r = w.integrations.list(&caller(), q.clone()).await;
     assert!(matches!(r, Err(Error::Validation(_))), "{r:?}");
 }
 
@@ -173,7 +177,7 @@ async fn delete_removes_the_record_and_frees_its_name() {
     let w = World::new();
     let i = w.saved(json!({})).await;
     w.integrations
-        .delete(i.id.as_str(), Precondition::Revision(1))
+        .delete(&caller(), i.id.as_str(), Precondition::Revision(1))
         .await
         .unwrap();
     assert_eq!(w.store.record(&i.id), None);
@@ -186,7 +190,7 @@ async fn delete_with_a_stale_revision_fails_with_the_current_one() {
     let i = w.saved(json!({})).await;
     let r = w
         .integrations
-        .delete(i.id.as_str(), Precondition::Revision(3))
+        .delete(&caller(), i.id.as_str(), Precondition::Revision(3))
         .await;
     assert!(
         matches!(r, Err(Error::PreconditionFailed { current: 1 })),
@@ -198,7 +202,7 @@ async fn delete_with_a_stale_revision_fails_with_the_current_one() {
         .before_next(Op::Delete, move |t| t.edit(&id, |r| r.revision = 2));
     let r = w
         .integrations
-        .delete(i.id.as_str(), Precondition::Revision(1))
+        .delete(&caller(), i.id.as_str(), Precondition::Revision(1))
         .await;
     assert!(
         matches!(r, Err(Error::PreconditionFailed { current: 2 })),
@@ -210,7 +214,10 @@ async fn delete_with_a_stale_revision_fails_with_the_current_one() {
 #[tokio::test]
 async fn deleting_a_missing_integration_is_not_found() {
     let w = World::new();
-    let r = w.integrations.delete(MISSING, Precondition::None).await;
+    let r = w
+        .integrations
+        .delete(&caller(), MISSING, Precondition::None)
+        .await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert_eq!(w.store.count(Op::Delete), 0);
 }
@@ -222,7 +229,7 @@ async fn passed_and_failed_tests_are_recorded() {
     for (verdict, ok) in [(Verdict::Passed, true), (Verdict::Failed, false)] {
         let recorded = w
             .integrations
-            .record_test(i.id.as_str(), verdict)
+            .record_test(&caller(), &i, verdict)
             .await
             .unwrap();
         assert_eq!(recorded.as_ref().map(|t| t.ok), Some(ok));
@@ -241,12 +248,12 @@ async fn an_unreachable_test_is_not_recorded() {
     let i = w.saved(json!({})).await;
     let before = w
         .integrations
-        .record_test(i.id.as_str(), Verdict::Passed)
+        .record_test(&caller(), &i, Verdict::Passed)
         .await
         .unwrap();
     let r = w
         .integrations
-        .record_test(i.id.as_str(), Verdict::Unreachable)
+        .record_test(&caller(), &i, Verdict::Unreachable)
         .await;
     assert_eq!(r.unwrap(), None);
     assert_eq!(w.store.count(Op::RecordTest), 1);

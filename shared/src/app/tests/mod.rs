@@ -1,6 +1,7 @@
 //! Unit tests of the use cases through the in-memory fakes of every port: no AWS, no
 //! emulator, milliseconds per test. The end-to-end suite stays the proof of the adapters.
 
+mod access;
 mod bucket_requests;
 mod integrations;
 mod provisioning;
@@ -30,7 +31,7 @@ struct World {
 }
 
 fn caller() -> Caller {
-    Caller("user-1".into())
+    Caller::user("user-1", vec![])
 }
 
 /// A well-formed id that no record has.

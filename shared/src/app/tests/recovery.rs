@@ -42,10 +42,14 @@ async fn an_unreadable_secret_fails_the_bucket_until_the_keys_are_rotated() {
         "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     }));
     w.integrations
-        .update(i.id.as_str(), Precondition::None, rotate)
+        .update(&caller(), i.id.as_str(), Precondition::None, rotate)
         .await
         .unwrap();
-    let queued = w.provisioner().request(i.id.as_str()).await.unwrap();
+    let queued = w
+        .provisioner()
+        .request(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(queued.status, BucketStatus::Pending);
     let again = w.provisioner().provision(i.id.as_str()).await.unwrap();
     assert_eq!(again, Outcome::Ready);

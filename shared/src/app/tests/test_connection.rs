@@ -21,7 +21,11 @@ fn user_call() -> Call {
 async fn a_pass_is_recorded_and_uses_the_stored_secret() {
     let w = World::new();
     let i = w.saved(json!({})).await;
-    let report = w.test_connection().test_saved(i.id.as_str()).await.unwrap();
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(
         (report.outcome, report.recorded),
         (Verdict::Passed, Some(true))
@@ -39,7 +43,11 @@ async fn a_failure_is_recorded_as_not_ok() {
     let i = w.saved(json!({})).await;
     w.account
         .answer_caller_identity(Err(aws_error("InvalidClientTokenId", 403)));
-    let report = w.test_connection().test_saved(i.id.as_str()).await.unwrap();
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(
         (report.outcome, report.recorded),
         (Verdict::Failed, Some(true))
@@ -58,7 +66,11 @@ async fn an_outage_is_reported_but_keeps_the_previous_last_test() {
     w.store.edit(&i.id, |r| r.last_test = Some(earlier.clone()));
     w.account
         .answer_caller_identity(Err(AwsFailure::unreachable("connection refused")));
-    let report = w.test_connection().test_saved(i.id.as_str()).await.unwrap();
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(
         (report.outcome, report.recorded),
         (Verdict::Unreachable, Some(false))
@@ -87,7 +99,11 @@ async fn a_saved_role_is_assumed_with_its_external_id_and_duration() {
     // The bucket exists and is the account's own: a pass (provisioning adopts it).
     w.account.answer_head_bucket(Ok(HeadBucket::Forbidden));
     w.account.answer_own_buckets(Ok(vec![BUCKET.into()]));
-    let report = w.test_connection().test_saved(i.id.as_str()).await.unwrap();
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(report.outcome, Verdict::Passed, "{}", report.summary);
     let calls = w.account.calls();
     assert_eq!(calls[0], user_call());
@@ -114,7 +130,11 @@ async fn a_bucket_name_owned_elsewhere_fails_the_test() {
     let i = w.saved(json!({"create_state_bucket": true})).await;
     w.account.answer_head_bucket(Ok(HeadBucket::Forbidden));
     w.account.answer_own_buckets(Ok(vec![]));
-    let report = w.test_connection().test_saved(i.id.as_str()).await.unwrap();
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
     assert_eq!(report.outcome, Verdict::Failed);
     assert!(
         report.summary.contains("another AWS account"),
@@ -127,7 +147,7 @@ async fn a_bucket_name_owned_elsewhere_fails_the_test() {
 #[tokio::test]
 async fn a_missing_integration_is_not_found_and_aws_is_not_called() {
     let w = World::new();
-    let r = w.test_connection().test_saved(MISSING).await;
+    let r = w.test_connection().test_saved(&caller(), MISSING).await;
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
     assert!(w.account.calls().is_empty());
 }
@@ -139,7 +159,10 @@ async fn a_ciphertext_copied_from_another_record_does_not_open() {
     let b = w.saved(json!({"name": "b"})).await;
     w.store
         .edit(&b.id, |r| r.secret_ciphertext = a.secret_ciphertext.clone());
-    let r = w.test_connection().test_saved(b.id.as_str()).await;
+    let r = w
+        .test_connection()
+        .test_saved(&caller(), b.id.as_str())
+        .await;
     // Not a retryable outage: new keys are what fixes it.
     match r {
         Err(e @ Error::SecretUnreadable { .. }) => {
@@ -156,7 +179,10 @@ async fn a_kms_outage_tests_nothing_and_records_nothing() {
     let w = World::new();
     let i = w.saved(json!({})).await;
     w.sealer.fail_next(1);
-    let r = w.test_connection().test_saved(i.id.as_str()).await;
+    let r = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await;
     assert!(matches!(r, Err(Error::Unavailable { .. })), "{r:?}");
     assert!(w.account.calls().is_empty());
     assert_eq!(w.store.count(Op::RecordTest), 0);

@@ -18,6 +18,7 @@ async fn a_rename_moves_the_name() {
     let next = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::None,
             patch(json!({"name": "aws-staging"})),
@@ -43,6 +44,7 @@ async fn a_rename_to_a_taken_name_is_a_conflict_and_changes_nothing() {
     let r = w
         .integrations
         .update(
+            &caller(),
             b.id.as_str(),
             Precondition::None,
             patch(json!({"name": "Aws-Production"})),
@@ -59,6 +61,7 @@ async fn if_match_on_another_revision_fails_with_the_current_one() {
     let r = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::Revision(7),
             patch(json!({"description": "x"})),
@@ -86,6 +89,7 @@ async fn a_lost_race_with_if_match_names_the_revision_current_now() {
     let r = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::Revision(1),
             patch(json!({"description": "x"})),
@@ -106,6 +110,7 @@ async fn a_lost_race_without_if_match_is_a_conflict() {
     let r = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::None,
             patch(json!({"description": "x"})),
@@ -127,6 +132,7 @@ async fn a_lost_race_with_a_delete_is_not_found() {
     let r = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::Any,
             patch(json!({"description": "x"})),
@@ -155,6 +161,7 @@ async fn an_update_keeps_the_test_and_bucket_written_meanwhile() {
     });
     w.integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::None,
             patch(json!({"name": "renamed"})),
@@ -175,7 +182,7 @@ async fn rotating_keys_reseals_the_new_secret() {
     let i = w.saved(json!({})).await;
     let body = json!({"aws_access_key_id": NEW_KEY_ID, "aws_secret_access_key": NEW_SECRET});
     w.integrations
-        .update(i.id.as_str(), Precondition::Any, patch(body))
+        .update(&caller(), i.id.as_str(), Precondition::Any, patch(body))
         .await
         .unwrap();
     let stored = w.stored(&i.id);
@@ -191,6 +198,7 @@ async fn an_external_id_without_a_role_is_refused() {
     let r = w
         .integrations
         .update(
+            &caller(),
             i.id.as_str(),
             Precondition::None,
             patch(json!({"aws_external_id": "ext-123"})),
@@ -210,7 +218,7 @@ async fn turning_the_bucket_on_queues_a_pending_one() {
     let on = patch(json!({"create_state_bucket": true}));
     let next = w
         .integrations
-        .update(i.id.as_str(), Precondition::None, on)
+        .update(&caller(), i.id.as_str(), Precondition::None, on)
         .await
         .unwrap();
     let b = w.bucket_of(&i.id);
@@ -234,7 +242,7 @@ async fn turning_the_bucket_on_keeps_a_bucket_set_meanwhile() {
     let on = patch(json!({"create_state_bucket": true}));
     let r = w
         .integrations
-        .update(i.id.as_str(), Precondition::None, on)
+        .update(&caller(), i.id.as_str(), Precondition::None, on)
         .await;
     // The write lost to one that left the revision alone: it is applied again on the
     // fresh record, which keeps the bucket that is there (never a second pending one).

@@ -7,6 +7,9 @@
 //! - `N#<name_key>`: the name guard, `integration_id = <id>`. Writing a record and its
 //!   guard in one transaction makes names unique without races.
 //!
+//! - `H#<id>#<event id>`: an audit event, with `history_of = <id>` and `history_at =
+//!   <event id>` for the `by_history` index, and `expires_at` for the table's TTL.
+//!
 //! While a record's state bucket is `pending` or `provisioning` it also carries
 //! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
 //! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
@@ -43,6 +46,8 @@ pub fn pending_bucket_of_image(image: &serde_json::Value) -> Option<String> {
 
 pub const INDEX_BY_NAME: &str = "by_name";
 pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
+/// Audit events of one integration (`history_of`), by event id (`history_at`, a ULID).
+pub const INDEX_HISTORY: &str = "by_history";
 pub(super) const ENTITY: &str = "integration";
 /// Query pages read while looking for label matches before returning a short page.
 pub(super) const MAX_PAGES_PER_LIST: usize = 10;
@@ -115,6 +120,7 @@ pub(super) const CALLER_FIELDS: &[&str] = &[
     "aws_session_duration",
     "aws_default_region",
     "create_state_bucket",
+    "shared_with",
     "updated_at",
     "revision",
 ];
@@ -175,6 +181,8 @@ pub fn create_table(
         .attribute_definitions(attr("name_key")?)
         .attribute_definitions(attr("sweep_pk")?)
         .attribute_definitions(attr("sweep_at")?)
+        .attribute_definitions(attr("history_of")?)
+        .attribute_definitions(attr("history_at")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .global_secondary_indexes(index(
             INDEX_BY_NAME,
@@ -189,6 +197,13 @@ pub fn create_table(
             "sweep_pk",
             "sweep_at",
             ProjectionType::KeysOnly,
+        )?)
+        // Sparse too: only audit events carry its keys.
+        .global_secondary_indexes(index(
+            INDEX_HISTORY,
+            "history_of",
+            "history_at",
+            ProjectionType::All,
         )?)
         .stream_specification(
             StreamSpecification::builder()

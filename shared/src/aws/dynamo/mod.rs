@@ -1,9 +1,10 @@
 //! `IntegrationStore` on DynamoDB (the table layout is in `layout`).
 
-use crate::domain::{BucketStatus, Integration, LastTest, StateBucket, Timestamp};
+use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, StateBucket, Timestamp};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
+    ListQuery, Page, WriteOutcome,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -13,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
+mod audit;
 mod layout;
 mod names;
 mod query;
@@ -23,7 +25,8 @@ mod transact;
 mod roundtrip_tests;
 
 pub use layout::{
-    create_table, pending_bucket_of_image, INDEX_BUCKET_SWEEP, INDEX_BY_NAME, STREAM_FILTER,
+    create_table, pending_bucket_of_image, INDEX_BUCKET_SWEEP, INDEX_BY_NAME, INDEX_HISTORY,
+    STREAM_FILTER,
 };
 pub use names::{NameCheck, OrphanGuard, RecordName};
 
@@ -32,7 +35,13 @@ use layout::*;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long audit events are kept (the table's TTL removes them after).
+    audit_retention: std::time::Duration,
 }
+
+/// Audit events are kept this long unless configured (`AUDIT_RETENTION_DAYS`).
+pub const DEFAULT_AUDIT_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(365 * 24 * 3600);
 
 impl DynamoStore {
     /// The outcome of a create whose idempotency key exists: the stored response when
@@ -69,7 +78,13 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
+    }
+
+    pub fn with_audit_retention(mut self, retention: std::time::Duration) -> Self {
+        self.audit_retention = retention;
+        self
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
@@ -166,6 +181,7 @@ impl IntegrationStore for DynamoStore {
         &self,
         i: &Integration,
         idempotency: Option<&Idempotency>,
+        audit: &AuditEvent,
     ) -> Result<CreateOutcome> {
         let mut items = vec![
             self.put(to_item(i)?, "attribute_not_exists(pk)")?,
@@ -186,10 +202,12 @@ impl IntegrationStore for DynamoStore {
             .into();
             items.push(self.put(item, "attribute_not_exists(pk)")?);
         }
+        // Last, so the positions above keep their meaning in the failure list.
+        items.push(self.audit_item(audit)?);
         match self.transact_conditions(items).await? {
             None => Ok(CreateOutcome::Created),
             Some(failed) => match (idempotency, failed.as_slice()) {
-                (Some(k), [_, _, true]) => self.replay(k).await,
+                (Some(k), [_, _, true, ..]) => self.replay(k).await,
                 (_, [_, true, ..]) => Ok(CreateOutcome::NameTaken),
                 _ => Ok(CreateOutcome::IdTaken),
             },
@@ -209,31 +227,44 @@ impl IntegrationStore for DynamoStore {
         out.item.map(from_item).transpose()
     }
 
-    async fn update(&self, new: &Integration, old: &Integration) -> Result<WriteOutcome> {
+    async fn update(
+        &self,
+        new: &Integration,
+        old: &Integration,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome> {
         let update = self.update_item(new, old)?;
+        let event = self.audit_item(audit)?;
         let renamed = new.name.as_str().to_lowercase() != old.name.as_str().to_lowercase();
         if !renamed {
-            return self.transact(vec![update], |_| WriteOutcome::Stale).await;
+            return self
+                .transact(vec![update, event], |_| WriteOutcome::Stale)
+                .await;
         }
         let new_guard = self.guard_item(new.name.as_str(), new.id.as_str())?;
         let items = vec![
             update.clone(),
             self.delete_guard(old.name.as_str(), old.id.as_str())?,
             new_guard.clone(),
+            event.clone(),
         ];
+        // By position: the record, the old guard, the new guard (the event never fails).
         let outcome = |failed: &[bool]| match failed {
             [true, ..] => WriteOutcome::Stale,
-            [_, .., true] => WriteOutcome::NameTaken,
+            [_, _, true, ..] => WriteOutcome::NameTaken,
             _ => WriteOutcome::Stale,
         };
         match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the old guard failed: it is missing or held by another record (a
             // restore, a hand edit). Rename anyway, which repairs the record's guard.
-            Some(failed) if failed == [false, true, false] => {
+            Some(failed) if failed[..3] == [false, true, false] => {
                 tracing::warn!(integration_id = %old.id, "old name guard missing or not this record's; renaming without it");
                 Ok(
-                    match self.transact_conditions(vec![update, new_guard]).await? {
+                    match self
+                        .transact_conditions(vec![update, new_guard, event])
+                        .await?
+                    {
                         None => WriteOutcome::Written,
                         Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
                     },
@@ -243,7 +274,7 @@ impl IntegrationStore for DynamoStore {
         }
     }
 
-    async fn delete(&self, old: &Integration) -> Result<WriteOutcome> {
+    async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome> {
         let del = Delete::builder()
             .table_name(&self.table)
             .key("pk", string_attr(record_key(old.id.as_str())))
@@ -252,17 +283,20 @@ impl IntegrationStore for DynamoStore {
             .build()
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let record = TransactWriteItem::builder().delete(del).build();
+        let event = self.audit_item(audit)?;
         let items = vec![
             record.clone(),
             self.delete_guard(old.name.as_str(), old.id.as_str())?,
+            event.clone(),
         ];
         match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the guard failed: it is missing or held by another record. The record
             // still goes; another record's guard is left alone.
-            Some(failed) if failed == [false, true] => {
+            Some(failed) if failed[..2] == [false, true] => {
                 tracing::warn!(integration_id = %old.id, "name guard missing or not this record's; deleting the record alone");
-                self.transact(vec![record], |_| WriteOutcome::Stale).await
+                self.transact(vec![record, event], |_| WriteOutcome::Stale)
+                    .await
             }
             Some(_) => Ok(WriteOutcome::Stale),
         }
@@ -272,20 +306,27 @@ impl IntegrationStore for DynamoStore {
         self.query_page(q).await
     }
 
-    async fn record_test(&self, id: &str, test: &LastTest) -> Result<WriteOutcome> {
+    async fn record_test(
+        &self,
+        id: &str,
+        test: &LastTest,
+        audit: &AuditEvent,
+    ) -> Result<WriteOutcome> {
         let value = serde_dynamo::to_attribute_value(test)
             .map_err(|e| Error::internal_from("serialising last_test", e))?;
-        let res = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .key("pk", string_attr(record_key(id)))
             .update_expression("SET last_test = :t")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", value)
-            .send()
-            .await;
-        conditional(res, "UpdateItem")
+            .build()
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_item(audit)?,
+        ];
+        self.transact(items, |_| WriteOutcome::Stale).await
     }
 
     async fn set_bucket(
@@ -293,6 +334,7 @@ impl IntegrationStore for DynamoStore {
         id: &str,
         bucket: &StateBucket,
         guard: BucketGuard<'_>,
+        audit: Option<&AuditEvent>,
     ) -> Result<WriteOutcome> {
         let value = serde_dynamo::to_attribute_value(bucket)
             .map_err(|e| Error::internal_from("serialising a state bucket", e))?;
@@ -317,18 +359,40 @@ impl IntegrationStore for DynamoStore {
             }
             None => update.push_str(" REMOVE sweep_pk, sweep_at"),
         }
-        let res = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .key("pk", string_attr(record_key(id)))
             .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        conditional(res, "UpdateItem")
+            .set_expression_attribute_values(Some(values));
+        let Some(audit) = audit else {
+            // Claims and releases are bookkeeping, not audited: a plain conditional update.
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", string_attr(record_key(id)))
+                .set_update_expression(update.get_update_expression().clone())
+                .set_condition_expression(update.get_condition_expression().clone())
+                .set_expression_attribute_names(update.get_expression_attribute_names().clone())
+                .set_expression_attribute_values(update.get_expression_attribute_values().clone())
+                .send()
+                .await;
+            return conditional(res, "UpdateItem");
+        };
+        let update = update
+            .build()
+            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_item(audit)?,
+        ];
+        self.transact(items, |_| WriteOutcome::Stale).await
+    }
+
+    async fn history(&self, id: &str, query: &HistoryQuery) -> Result<HistoryPage> {
+        self.query_history(id, query).await
     }
 
     async fn buckets_due(

@@ -4,9 +4,10 @@
 use super::layout::*;
 use super::token::{decode_token, encode_token, Token};
 use super::DynamoStore;
-use crate::domain::{BucketStatus, Integration, Timestamp};
+use crate::domain::{BucketStatus, Integration, Timestamp, Visibility};
 use crate::error::{Dependency, Result};
 use crate::ports::{ListQuery, Page};
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
 impl DynamoStore {
@@ -37,12 +38,15 @@ impl DynamoStore {
                 .key_condition_expression("entity = :e")
                 .expression_attribute_values(":e", string_attr(ENTITY))
                 .set_exclusive_start_key(start.take());
-            req = match &q.label {
+            req = match filter(q) {
                 // A filter is applied after the read, so read more than we need.
-                Some(label) => req
-                    .filter_expression("contains(labels, :l)")
-                    .expression_attribute_values(":l", string_attr(label))
-                    .limit(100),
+                Some((expr, values)) => {
+                    let mut req = req.filter_expression(expr).limit(100);
+                    for (k, v) in values {
+                        req = req.expression_attribute_values(k, v);
+                    }
+                    req
+                }
                 None => req.limit(want as i32),
             };
             let out = req
@@ -84,7 +88,36 @@ impl DynamoStore {
             .transpose()?;
         Ok(Page { items, next_token })
     }
+}
 
+/// Groups of a caller a listing looks at (a filter expression holds at most 4 KB).
+pub const MAX_LIST_GROUPS: usize = 100;
+
+/// The filter of a listing: its label, and for a user what it owns or shares a group
+/// with. DynamoDB refuses redundant parentheses, so only alternatives get them.
+fn filter(q: &ListQuery) -> Option<(String, Vec<(String, AttributeValue)>)> {
+    let mut clauses = vec![];
+    let mut values = vec![];
+    if let Some(label) = &q.label {
+        clauses.push("contains(labels, :l)".to_owned());
+        values.push((":l".to_owned(), string_attr(label)));
+    }
+    if let Visibility::OwnedOrShared { owner, groups } = &q.visible_to {
+        let mut alternatives = vec!["created_by = :me".to_owned()];
+        values.push((":me".to_owned(), string_attr(owner)));
+        for (n, g) in groups.iter().take(MAX_LIST_GROUPS).enumerate() {
+            alternatives.push(format!("contains(shared_with, :g{n})"));
+            values.push((format!(":g{n}"), string_attr(g.as_str())));
+        }
+        clauses.push(match alternatives.as_slice() {
+            [one] => one.clone(),
+            many => format!("({})", many.join(" OR ")),
+        });
+    }
+    (!clauses.is_empty()).then(|| (clauses.join(" AND "), values))
+}
+
+impl DynamoStore {
     /// The sweep index: buckets with `status` since before `changed_before`.
     pub(super) async fn query_buckets_due(
         &self,

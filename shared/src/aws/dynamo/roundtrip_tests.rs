@@ -138,6 +138,11 @@ prop_compose! {
             created_at,
             updated_at,
             created_by: "arn:aws:iam::123456789012:user/someone".into(),
+            // Shared or not, by the revision's parity (an empty list is not stored).
+            shared_with: (revision % 2 == 1)
+                .then(|| crate::domain::GroupName::parse("team-a").unwrap())
+                .into_iter()
+                .collect(),
             revision,
         }
     }

@@ -55,6 +55,7 @@ macro_rules! string_value {
 pub mod access_key_id;
 pub mod account_id;
 pub mod bucket_name;
+pub mod group;
 pub mod integration_id;
 pub mod partition;
 pub mod role;
@@ -66,6 +67,7 @@ pub mod timestamp;
 pub use access_key_id::{mask_key_id, AccessKeyId};
 pub use account_id::AccountId;
 pub use bucket_name::BucketName;
+pub use group::GroupName;
 pub use integration_id::IntegrationId;
 pub use partition::{Partition, Region};
 pub use role::{check_external_id_needs_role, ExternalId, PrincipalArn, RoleName};
