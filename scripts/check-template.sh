@@ -36,3 +36,4 @@ echo "== environment: no deployable endpoint override"
 
 echo "== routes"
 "$VENV/bin/python3" scripts/check_routes.py
+"$VENV/bin/python3" scripts/check_permissions.py
