@@ -180,6 +180,17 @@ def run(sam):
         swept,
     )
 
+    history = sam.invoke("ManageIntegrationsFunction", "manage-integrations.history.json", iid)
+    actions = [e.get("action") for e in (body(history) or {}).get("events") or []]
+    check(
+        history.get("statusCode") == 200
+        and actions[-1:] == ["created"]
+        and {"updated", "tested", "bucket_ready"} <= set(actions)
+        and actions.index("bucket_ready") < actions.index("tested") < actions.index("updated"),
+        "history: the day's events, newest first (bucket ready, tested, updated, created)",
+        history,
+    )
+
     deleted = sam.invoke("ManageIntegrationsFunction", "manage-integrations.delete.json", iid)
     check(deleted.get("statusCode") == 204, "delete: 204", deleted)
     gone = sam.invoke("ManageIntegrationsFunction", "manage-integrations.get.json", iid)

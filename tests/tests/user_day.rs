@@ -66,10 +66,22 @@ impl Stack {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        self.send_as(&self.token, method, path, body, headers).await
+    }
+
+    /// As another caller of the local gateway (its extra tokens, see the README).
+    async fn send_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{}", self.base, path))
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -426,6 +438,79 @@ async fn a_users_day_on_one_long_lived_stack() {
         }
     }
     assert_eq!(seen, expected, "every labelled record once, sorted by name");
+
+    step("tenants: another tenant sees nothing of the day, a teammate what is shared");
+    let other = "local-other-tenant-token";
+    let listed = stack
+        .send_as(
+            other,
+            "GET",
+            &format!("/integrations/aws?label={label}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.body);
+    let b_path = format!("/integrations/aws/{b_id}");
+    for (method, path) in [
+        ("GET", b_path.clone()),
+        ("DELETE", b_path.clone()),
+        ("GET", format!("{b_path}/history")),
+        ("POST", format!("{b_path}/test-connection")),
+    ] {
+        let r = stack.send_as(other, method, &path, None, &[]).await;
+        assert_eq!(
+            r.status, 404,
+            "{method} {path} by another tenant: {}",
+            r.body
+        );
+    }
+    let teammate = "local-teammate-token";
+    let shared = json!({"shared_with": ["local-team"]});
+    let r = stack.send("PATCH", &b_path, Some(&shared), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        stack
+            .send_as(teammate, "GET", &b_path, None, &[])
+            .await
+            .status,
+        200
+    );
+    let r = stack.send_as(teammate, "DELETE", &b_path, None, &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let everything = stack
+        .send_as(
+            "local-admin-token",
+            "GET",
+            &format!("/integrations/aws?label={label}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        everything.body["items"].as_array().map(Vec::len),
+        Some(expected.len())
+    );
+
+    step("b's history tells its day, newest first, without a secret");
+    let h = stack.get(&format!("{b_path}/history")).await;
+    assert_eq!(h.status, 200, "{}", h.body);
+    let actions: Vec<&str> = h.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["updated", "bucket_ready", "created"],
+        "{}",
+        h.body
+    );
+    assert!(
+        !h.body.to_string().contains(SECRET),
+        "a secret in the history"
+    );
 
     step("after all the conflict and race traffic: a new bucket still reaches ready");
     let mut c = form(&name("c"), &fresh_account(), &label);
