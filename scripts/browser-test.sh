@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The setup page (/integrations/aws/setup) end to end in a real browser: Debian's headless
-# Chromium driven by playwright-core, against a local stack of its own whose moto server
-# ENFORCES IAM (real users, keys, a role and its trust policy), on free ports:
+# The setup page (/integrations/aws/setup) end to end in real browsers: Debian's headless
+# Chromium driven by playwright-core (every test), and Debian's Firefox ESR driven by
+# puppeteer-core over WebDriver BiDi (a smoke test), against a local stack of its own whose
+# moto server ENFORCES IAM (real users, keys, a role and its trust policy), on free ports:
 # DynamoDB Local + moto + target/debug/local-api. Installs what it needs (Debian's
-# chromium; playwright-core and axe-core from the npm registry into tests/browser/
-# node_modules, as tests/browser/package-lock.json pins them), stops what it started, and
-# ends with one line `browser tests: N passed, N failed`.
+# chromium and firefox-esr; playwright-core, puppeteer-core and axe-core from the npm
+# registry into tests/browser/node_modules, as tests/browser/package-lock.json pins them),
+# stops what it started, and ends with one line `browser tests: N passed, N failed`.
 # Screenshots: tests/browser/screenshots/. Logs: .local/browser-*.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,6 +22,12 @@ CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
 if [ -z "$CHROMIUM" ]; then
   apt_install chromium
   CHROMIUM="$(command -v chromium)"
+fi
+# Debian's Firefox ESR for a smoke test in a second engine (driven over WebDriver BiDi).
+FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}"
+if [ -z "$FIREFOX" ]; then
+  apt_install firefox-esr
+  FIREFOX="$(command -v firefox-esr)"
 fi
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 # npm ci when the lockfile changed since the last install (npm keeps its own copy).
@@ -63,12 +70,13 @@ for _ in $(seq 1 300); do
 done
 curl -fsS -o /dev/null "$base/integrations/aws/setup" \
   || { log "local-api did not answer; its log:"; tail -40 "$api_log" >&2; exit 1; }
-log "stack ready (API $base, moto enforcing IAM on $moto_port); running the browser tests in $CHROMIUM"
+log "stack ready (API $base, moto enforcing IAM on $moto_port); running the browser tests in $CHROMIUM and $FIREFOX"
 
 out="$REPO/.local/browser-test.log"
 set +e
 (cd "$BROWSER_DIR" && IK_BASE_URL="$base" IK_TOKEN="$token" IK_PRINCIPALS="$principals" \
-  CHROMIUM="$CHROMIUM" timeout 900 node --test --test-reporter=spec setup-page.test.mjs) 2>&1 | tee "$out"
+  CHROMIUM="$CHROMIUM" FIREFOX="$FIREFOX" timeout 900 node --test --test-reporter=spec \
+  setup-page.test.mjs firefox.test.mjs) 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 passed="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -1)"
