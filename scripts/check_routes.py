@@ -5,12 +5,14 @@ Collects every `Type: HttpApi` event of every function in template.yaml as
 (METHOD, PATH, binary), the binary taken from the function's Metadata.BuildProperties.Binary,
 and compares that set with the output of $LOCAL_ROUTES_CMD (default:
 `cargo run -q -p local-harness --bin local-api -- --routes`), which prints one route a line:
-`METHOD PATH binary`. Differences are printed both ways; any drift exits 1.
+`METHOD PATH binary`, followed by `public` for a route served without an authorizer (the
+setup page and its assets). Differences are printed both ways; any drift exits 1.
 
 It also checks the template against itself: every event route must have a matching
 path/method in the HttpApi's DefinitionBody carrying a `security` requirement (SAM would
-otherwise add the route with no authorizer), and the DefinitionBody may hold no route
-that no function serves.
+otherwise add the route with no authorizer), except exactly the routes the code marks
+public, which must carry an explicit empty `security: []`; and the DefinitionBody may hold
+no route that no function serves.
 """
 
 from __future__ import annotations
@@ -82,9 +84,10 @@ def template_routes(tpl: dict) -> tuple[set[Route], list[str]]:
     return routes, problems
 
 
-def definition_routes(tpl: dict) -> tuple[dict[tuple[str, str], bool], list[str]]:
-    """{(METHOD, PATH): has security} from the DefinitionBody of every HttpApi."""
-    found: dict[tuple[str, str], bool] = {}
+def definition_routes(tpl: dict) -> tuple[dict[tuple[str, str], bool | None], list[str]]:
+    """{(METHOD, PATH): has security} from the DefinitionBody of every HttpApi; None for an
+    explicit empty `security: []` (a public route)."""
+    found: dict[tuple[str, str], bool | None] = {}
     problems: list[str] = []
     for logical_id, res in (tpl.get("Resources") or {}).items():
         if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::HttpApi":
@@ -100,26 +103,33 @@ def definition_routes(tpl: dict) -> tuple[dict[tuple[str, str], bool], list[str]
             for method, op in item.items():
                 if method.lower() not in HTTP_METHODS:
                     continue
-                has_security = isinstance(op, dict) and bool(op.get("security"))
-                found[(method.upper(), path)] = has_security
+                security = op.get("security") if isinstance(op, dict) else None
+                if security == []:
+                    found[(method.upper(), path)] = None
+                else:
+                    found[(method.upper(), path)] = bool(security)
     return found, problems
 
 
-def local_routes(cmd: str) -> set[Route]:
+def local_routes(cmd: str) -> tuple[set[Route], set[tuple[str, str]]]:
+    """The routes the local stack serves, and the (METHOD, PATH) of its public ones."""
     proc = subprocess.run(cmd, shell=True, cwd=REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"check_routes: `{cmd}` exited with {proc.returncode}")
     routes: set[Route] = set()
+    public: set[tuple[str, str]] = set()
     for n, line in enumerate(proc.stdout.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 3:
-            raise SystemExit(f"check_routes: `{cmd}` line {n}: expected `METHOD PATH binary`, got {line!r}")
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "public"):
+            raise SystemExit(f"check_routes: `{cmd}` line {n}: expected `METHOD PATH binary [public]`, got {line!r}")
         routes.add((parts[0].upper(), parts[1], parts[2]))
-    return routes
+        if len(parts) == 4:
+            public.add((parts[0].upper(), parts[1]))
+    return routes, public
 
 
 def fmt(r: Route) -> str:
@@ -137,21 +147,28 @@ def main() -> int:
         print(f"template.yaml: {p}")
         ok = False
 
-    # Template against itself: every served route declared with an authorizer, nothing extra.
+    cmd = os.environ.get("LOCAL_ROUTES_CMD") or DEFAULT_CMD
+    theirs, public = local_routes(cmd)
+
+    # Template against itself and the code's public routes: every served route declared
+    # with an authorizer but for exactly the public ones (`security: []`), nothing extra.
     served = {(m, p) for m, p, _ in ours}
     for m, p in sorted(served):
         if (m, p) not in declared:
             print(f"template.yaml: {m} {p} has an HttpApi event but no DefinitionBody entry (would have no authorizer)")
             ok = False
-        elif not declared[(m, p)]:
+        elif declared[(m, p)] is None and (m, p) not in public:
+            print(f"template.yaml: {m} {p} has `security: []` but the code does not mark it public (route would be open)")
+            ok = False
+        elif declared[(m, p)] is False:
             print(f"template.yaml: {m} {p} has no `security` in the DefinitionBody (route would be open)")
+            ok = False
+        elif declared[(m, p)] and (m, p) in public:
+            print(f"template.yaml: {m} {p} is public in the code but has an authorizer (the page could not load)")
             ok = False
     for m, p in sorted(set(declared) - served):
         print(f"template.yaml: {m} {p} is in the DefinitionBody but no function's HttpApi event serves it")
         ok = False
-
-    cmd = os.environ.get("LOCAL_ROUTES_CMD") or DEFAULT_CMD
-    theirs = local_routes(cmd)
     only_template = sorted(ours - theirs)
     only_local = sorted(theirs - ours)
     if only_template:
@@ -166,7 +183,7 @@ def main() -> int:
     if not ok:
         print(f"routes: {len(ours)} in template.yaml, {len(theirs)} served locally, DRIFT")
         return 1
-    print(f"routes: {len(ours)} in template.yaml, {len(theirs)} served locally, no drift")
+    print(f"routes: {len(ours)} in template.yaml ({len(public)} public), {len(theirs)} served locally, no drift")
     return 0
 
 

@@ -3,7 +3,8 @@
 # against the local AWS (DynamoDB Local for the tables and their streams; two moto
 # servers for KMS, STS, IAM and S3: one open, one enforcing IAM), the user's-day suite
 # against a stack started exactly as the README starts it (scripts/dev.sh), then the
-# template checks. Installs what it needs and starts what it needs.
+# template checks, the setup page in headless Chromium (scripts/browser-test.sh), and the
+# sam local stage. Installs what it needs and starts what it needs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -101,6 +102,15 @@ log "OpenAPI: spec and every recorded response"
 log "template checks (cfn-lint, sam validate --lint, route drift)"
 LOCAL_ROUTES_CMD="$REPO/target/debug/local-api --routes" scripts/check-template.sh
 
+# The setup page in headless Chromium, against a stack of its own whose moto enforces IAM.
+browser_start=$SECONDS
+set +e
+bash scripts/browser-test.sh 2>&1 | tee "$REPO/.local/browser-stage.log"
+status=${PIPESTATUS[0]}
+set -e
+log "browser tests stage: $((SECONDS - browser_start)) s"
+[ "$status" -eq 0 ] || exit "$status"
+
 # The real binaries under a Lambda runtime: sam build, sam local invoke for every event,
 # and the user's day again through sam local start-lambda (SKIP_SAM_LOCAL=1 skips it).
 if [ "${SKIP_SAM_LOCAL:-0}" = 1 ]; then
@@ -112,6 +122,10 @@ else
   log "sam local stage: $((SECONDS - sam_start)) s"
 fi
 log "all checks passed"
-# One closing line for every cargo test run above (the suites and both user's days).
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
-  "$REPO/.local/cargo-test.log" "$REPO/.local/user-day.log" "$REPO/.local/sam-user-day.log"
+# One closing line for every test run above (the cargo suites, both user's days, and the
+# browser tests' own closing line).
+awk '/^test result:/ { p += $4; f += $6 }
+     /^browser tests: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' \
+  "$REPO/.local/cargo-test.log" "$REPO/.local/user-day.log" "$REPO/.local/sam-user-day.log" \
+  "$REPO/.local/browser-stage.log"

@@ -1,6 +1,7 @@
 //! A local stand-in for API Gateway (HTTP API, payload v2) and its JWT authorizer: it
-//! checks `Authorization: Bearer <token>`, matches the route, builds the same event
-//! API Gateway would send, and hands it to the function's real handler.
+//! matches the route, checks `Authorization: Bearer <token>` (not on the setup page's
+//! public routes), builds the same event API Gateway would send, and hands it to the
+//! function's real handler.
 
 use crate::invoke::Invoker;
 use crate::{Function, Functions, Route};
@@ -267,6 +268,14 @@ impl Gateway {
                 return gateway_message(StatusCode::NOT_FOUND, "Not Found")
             }
         };
+        // The setup page's routes have no authorizer (template.yaml): no token, no claims.
+        if route.public {
+            return self
+                .forward(
+                    &route, method, path, raw_query, headers, body, &params, None,
+                )
+                .await;
+        }
         // The JWT authorizer rejects before the function runs, as API Gateway does.
         let bearer = headers
             .get(http::header::AUTHORIZATION)
@@ -281,18 +290,44 @@ impl Gateway {
             );
             return r;
         };
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let request_id = format!("local-{:x}-{n}", std::process::id());
         let authorizer = identity.authorizer();
-        let event = apigw_event(
+        self.forward(
             &route,
-            method.as_str(),
+            method,
             path,
             raw_query,
             headers,
             body,
             &params,
             Some(&authorizer),
+        )
+        .await
+    }
+
+    /// Builds the route's event (with the authorizer's block, if any) and runs it.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        route: &Route,
+        method: &Method,
+        path: &str,
+        raw_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        params: &HashMap<String, String>,
+        authorizer: Option<&Value>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let request_id = format!("local-{:x}-{n}", std::process::id());
+        let event = apigw_event(
+            route,
+            method.as_str(),
+            path,
+            raw_query,
+            headers,
+            body,
+            params,
+            authorizer,
             &request_id,
         );
         self.invoke_event(route.function, &event).await

@@ -418,6 +418,49 @@ async fn not_found_stale_and_conflicting_updates() {
 }
 
 #[tokio::test]
+async fn the_setup_page_is_served_without_a_token_and_nothing_else_is() {
+    let env = TestEnv::new().await;
+    for (path, kind) in [
+        ("/integrations/aws/setup", "text/html"),
+        ("/integrations/aws/setup/app.js", "text/javascript"),
+        ("/integrations/aws/setup/app.css", "text/css"),
+    ] {
+        let r = env
+            .http
+            .get(format!("{}{path}", env.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    // The page's neighbours keep their authorizer: `{id}` routes and other methods.
+    for (method, path) in [
+        ("GET", "/integrations/aws/setup-policies"),
+        ("DELETE", "/integrations/aws/setup"),
+        ("POST", "/integrations/aws/setup/test-connection"),
+        ("GET", "/integrations/aws/setup/state-bucket"),
+    ] {
+        let r = env
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", env.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+    }
+}
+
+#[tokio::test]
 async fn requests_without_a_principal_are_refused() {
     let env = TestEnv::new().await;
     // Through the gateway: no token, wrong token.

@@ -1,5 +1,6 @@
-//! `GET /integrations/aws`, `GET|PATCH|DELETE /integrations/aws/{id}`.
-//! Routes: `integrations_core::http::manage::ROUTES`.
+//! `GET /integrations/aws`, `GET|PATCH|DELETE /integrations/aws/{id}`, and the public
+//! setup page `GET /integrations/aws/setup[/app.js|/app.css]`.
+//! Routes: `integrations_core::http::manage::ROUTES` and `http::setup_page::ROUTES`.
 
 use integrations_core::{aws, http, telemetry, wiring};
 use lambda_http::{service_fn, Error, Request};

@@ -1,11 +1,12 @@
 //! The manage-integrations function: list, read, change and delete integrations, and
-//! read their audit trail.
+//! read their audit trail; it also serves the setup page (`setup_page`).
 
 use super::error::ApiError;
 use super::input;
 use super::request::{json_body, path_id, precondition, query};
 use super::response::{json, with_etag};
-use super::routes::{dispatch, Routes};
+use super::routes::{dispatch_with_public, Routes};
+use super::setup_page;
 use crate::app::integrations::Integrations;
 use crate::domain::{Caller, Label, Visibility};
 use crate::error::FieldError;
@@ -32,8 +33,9 @@ pub const ROUTES: Routes<Integrations> = &[
     }),
 ];
 
+/// Also serves the setup page (`setup_page::ROUTES`, public).
 pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body> {
-    dispatch(integrations, ROUTES, req).await
+    dispatch_with_public(integrations, ROUTES, setup_page::ROUTES, req).await
 }
 
 async fn list(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {

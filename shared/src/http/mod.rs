@@ -11,6 +11,7 @@ pub mod problem;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod setup_page;
 pub mod setup_policies;
 pub mod state_bucket;
 pub mod test_connection;

@@ -46,6 +46,9 @@ impl Function {
 pub struct Route {
     pub key: &'static str,
     pub function: Function,
+    /// Served without an authorizer: only the setup page and its assets, which a browser
+    /// fetches by navigating (no bearer token) and which hold no data.
+    pub public: bool,
 }
 
 impl Route {
@@ -59,7 +62,20 @@ impl Route {
 }
 
 const fn route(key: &'static str, function: Function) -> Route {
-    Route { key, function }
+    Route {
+        key,
+        function,
+        public: false,
+    }
+}
+
+/// A public route (see `Route::public`).
+const fn page(key: &'static str, function: Function) -> Route {
+    Route {
+        key,
+        function,
+        public: true,
+    }
 }
 
 /// Every route of the HTTP API.
@@ -95,6 +111,15 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET /integrations/aws/{id}/state-bucket",
         Function::ProvisionBucket,
+    ),
+    page("GET /integrations/aws/setup", Function::ManageIntegrations),
+    page(
+        "GET /integrations/aws/setup/app.js",
+        Function::ManageIntegrations,
+    ),
+    page(
+        "GET /integrations/aws/setup/app.css",
+        Function::ManageIntegrations,
     ),
 ];
 
@@ -167,6 +192,12 @@ pub type Handler<D> =
 /// A function's route table: `routeKey` -> handler.
 pub type Routes<D> = &'static [(&'static str, Handler<D>)];
 
+/// A public route's handler: no caller and no dependencies, so it cannot reach data.
+pub type PublicHandler = fn() -> Response<Body>;
+
+/// A function's public routes (static pages): `routeKey` -> handler.
+pub type PublicRoutes = &'static [(&'static str, PublicHandler)];
+
 /// The `routeKey` API Gateway matched; events without one (hand-made test events) are
 /// matched here by method and path.
 fn route_key(req: &Request) -> Option<String> {
@@ -198,8 +229,21 @@ pub fn not_routed(method: &str, path: &str) -> ApiError {
 
 /// Runs the handler of the request's route (authenticated first), or answers 401/404/405.
 pub async fn dispatch<D>(deps: &D, routes: Routes<D>, req: Request) -> Response<Body> {
+    dispatch_with_public(deps, routes, &[], req).await
+}
+
+/// `dispatch` for a function that also serves public routes, which run unauthenticated.
+pub async fn dispatch_with_public<D>(
+    deps: &D,
+    routes: Routes<D>,
+    public: PublicRoutes,
+    req: Request,
+) -> Response<Body> {
     super::run(req, async |req: Request| {
         let key = route_key(&req);
+        if let Some((_, page)) = public.iter().find(|(k, _)| Some(*k) == key.as_deref()) {
+            return Ok(page());
+        }
         let handler = routes
             .iter()
             .find(|(k, _)| Some(*k) == key.as_deref())
@@ -267,7 +311,10 @@ mod tests {
             ),
             (
                 Function::ManageIntegrations,
-                keys(super::super::manage::ROUTES),
+                keys(super::super::manage::ROUTES)
+                    .into_iter()
+                    .chain(super::super::setup_page::ROUTES.iter().map(|(k, _)| *k))
+                    .collect(),
             ),
             (
                 Function::TestConnection,
@@ -288,6 +335,24 @@ mod tests {
             want.sort_unstable();
             assert_eq!(table, want, "{function:?}");
         }
+    }
+
+    #[test]
+    fn exactly_the_setup_page_routes_are_public() {
+        let public: Vec<&str> = ROUTES.iter().filter(|r| r.public).map(|r| r.key).collect();
+        let pages: Vec<&str> = super::super::setup_page::ROUTES
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(public, pages);
+        assert!(public
+            .iter()
+            .all(|k| k.starts_with("GET /integrations/aws/setup")));
+        // The literal page path wins over `{id}`, as in API Gateway.
+        assert!(matches!(
+            match_path("GET", "/integrations/aws/setup"),
+            RouteMatch::Found(r, p) if r.public && p.is_empty()
+        ));
     }
 
     fn keys<D>(routes: Routes<D>) -> Vec<&'static str> {

@@ -19,9 +19,16 @@ fn var(name: &str, default: &str) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::args().any(|a| a == "--routes") {
-        // One line per route, for the template drift check (scripts/check_routes.py).
+        // One line per route, for the template drift check (scripts/check_routes.py);
+        // public routes (no authorizer) end with `public`.
         for r in ROUTES {
-            println!("{} {} {}", r.method(), r.path(), r.function.binary());
+            let public = if r.public { " public" } else { "" };
+            println!(
+                "{} {} {}{public}",
+                r.method(),
+                r.path(),
+                r.function.binary()
+            );
         }
         return Ok(());
     }
@@ -104,12 +111,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("routes:");
     for r in ROUTES {
         println!(
-            "  {:<7}{:<45}-> {}",
+            "  {:<7}{:<45}-> {}{}",
             r.method(),
             r.path(),
-            r.function.binary()
+            r.function.binary(),
+            if r.public { " (public: no token)" } else { "" }
         );
     }
+    println!("setup page:  {base}/integrations/aws/setup  (enter the token above once)");
     println!(
         r#"
 try:

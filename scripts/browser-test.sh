@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The setup page (/integrations/aws/setup) end to end in real browsers: Debian's headless
+# Chromium driven by playwright-core (every test), and Debian's Firefox ESR driven by
+# puppeteer-core over WebDriver BiDi (a smoke test), against a local stack of its own whose
+# moto server ENFORCES IAM (real users, keys, a role and its trust policy), on free ports:
+# DynamoDB Local + moto + target/debug/local-api. Installs what it needs (Debian's
+# chromium and firefox-esr; playwright-core, puppeteer-core and axe-core from the npm
+# registry into tests/browser/node_modules, as tests/browser/package-lock.json pins them),
+# stops what it started, and ends with one line `browser tests: N passed, N failed`.
+# Screenshots: tests/browser/screenshots/. Logs: .local/browser-*.log.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO"
+trap stop_started EXIT INT TERM
+
+BROWSER_DIR="$REPO/tests/browser"
+started=$SECONDS
+mkdir -p "$REPO/.local"
+
+# Debian's Chromium (the tools' own browser downloads cannot work here, nor are they used).
+CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
+if [ -z "$CHROMIUM" ]; then
+  apt_install chromium
+  CHROMIUM="$(command -v chromium)"
+fi
+# Debian's Firefox ESR for a smoke test in a second engine (driven over WebDriver BiDi).
+FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}"
+if [ -z "$FIREFOX" ]; then
+  apt_install firefox-esr
+  FIREFOX="$(command -v firefox-esr)"
+fi
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+# npm ci when the lockfile changed since the last install (npm keeps its own copy).
+if [ ! -f "$BROWSER_DIR/node_modules/.package-lock.json" ] \
+   || [ "$BROWSER_DIR/package-lock.json" -nt "$BROWSER_DIR/node_modules/.package-lock.json" ]; then
+  log "installing the browser tests' npm packages (tests/browser/package-lock.json)"
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+ensure_python_tools moto
+ensure_dynamodb_local
+
+log "building the local API"
+cargo build -q -p local-harness --bin local-api
+
+ddb_port="$(free_port)"; moto_port="$(free_port)"; api_port="$(free_port)"
+start_dynamodb_local "$ddb_port" "$REPO/.local/browser-dynamodb-local.log"
+# IAM enforced from the first request; moto_principals.py opens its own short window.
+start_moto "$moto_port" "$REPO/.local/browser-moto.log" 0
+principals="$REPO/.local/browser-principals.json"
+"$VENV/bin/python" "$BROWSER_DIR/moto_principals.py" "http://127.0.0.1:$moto_port" >"$principals"
+
+token="browser-test-$RANDOM$RANDOM"
+admin_id="$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"]["id"])' "$principals")"
+admin_secret="$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"]["secret"])' "$principals")"
+api_log="$REPO/.local/browser-local-api.log"
+# The service itself signs with the moto admin's keys (IAM is enforced for it too).
+AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" \
+  AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port" \
+  AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$ddb_port" \
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID="$admin_id" AWS_SECRET_ACCESS_KEY="$admin_secret" \
+  LOCAL_API_PORT="$api_port" LOCAL_API_TOKEN="$token" RUST_LOG="${RUST_LOG:-info}" \
+  "${CARGO_TARGET_DIR:-$REPO/target}/debug/local-api" >"$api_log" 2>&1 &
+api_pid=$!
+PIDS+=("$api_pid")
+base="http://127.0.0.1:$api_port"
+for _ in $(seq 1 300); do
+  curl -fsS -o /dev/null "$base/integrations/aws/setup" 2>/dev/null && break
+  kill -0 "$api_pid" 2>/dev/null || { log "local-api ended; its log:"; cat "$api_log" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS -o /dev/null "$base/integrations/aws/setup" \
+  || { log "local-api did not answer; its log:"; tail -40 "$api_log" >&2; exit 1; }
+log "stack ready (API $base, moto enforcing IAM on $moto_port); running the browser tests in $CHROMIUM and $FIREFOX"
+
+out="$REPO/.local/browser-test.log"
+set +e
+(cd "$BROWSER_DIR" && IK_BASE_URL="$base" IK_TOKEN="$token" IK_PRINCIPALS="$principals" \
+  CHROMIUM="$CHROMIUM" FIREFOX="$FIREFOX" timeout 900 node --test --test-reporter=spec \
+  setup-page.test.mjs firefox.test.mjs) 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+passed="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -1)"
+failed="$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$out" | tail -1)"
+passed="${passed:-0}"; failed="${failed:-0}"
+# A runner that died without its summary (time-out, crash) is a failure too.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+log "browser tests: $((SECONDS - started)) s in all (stack log: $api_log)"
+if [ "$status" -ne 0 ]; then
+  log "browser tests FAILED; the local API's log (last 40 lines):"; tail -40 "$api_log" >&2
+fi
+echo "browser tests: $passed passed, $failed failed"
+exit "$status"
