@@ -15,6 +15,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// full of bad entries cannot make an answer larger than a page.
 pub const MAX_FIELD_ERRORS: usize = 50;
 
+/// Codes of a call that got no (complete) answer, and the operations that write.
+const NO_ANSWER: &[&str] = &["Timeout", "ConnectionFailure", "InvalidResponse"];
+const WRITES: &[&str] = &["TransactWriteItems", "UpdateItem", "PutItem", "DeleteItem"];
+
 /// Status, `type` slug and title of each error.
 fn kind(err: &ApiError) -> (StatusCode, &'static str, &'static str) {
     use StatusCode as S;
@@ -86,6 +90,18 @@ fn detail(err: &ApiError) -> String {
                 d
             }
         },
+        // A write that got no answer may still land: say so, and how to retry safely.
+        ApiError::App(Error::Unavailable {
+            dependency,
+            operation,
+            code,
+            ..
+        }) if NO_ANSWER.contains(&code.as_str()) && WRITES.contains(operation) => format!(
+            "{} {operation} did not answer ({code}): the change may have been applied; \
+             retry the request (a create retried with the same Idempotency-Key returns \
+             the original result)",
+            dependency.as_str()
+        ),
         ApiError::App(Error::Unavailable {
             dependency,
             operation,

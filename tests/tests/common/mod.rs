@@ -3,6 +3,7 @@
 //! client.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod iam;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
