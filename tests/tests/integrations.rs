@@ -1026,3 +1026,59 @@ async fn creates_under_an_idempotency_key_replay_and_refuse_reuse() {
 fn admin() -> integrations_core::domain::Caller {
     integrations_core::domain::Caller::admin("test-admin", vec![])
 }
+
+/// 20 concurrent deletes of one record: exactly one 204, the others 404 (or 409 for a
+/// delete that lost inside its transaction); renames racing to one name: one wins, and
+/// afterwards every record has exactly its guard.
+#[tokio::test]
+async fn concurrent_deletes_and_renames_to_one_name_leave_one_winner() {
+    let env = TestEnv::new().await;
+    let r = env.post("/integrations/aws", &form("doomed")).await;
+    let path = format!("/integrations/aws/{}", r.body["id"].as_str().unwrap());
+    let deletes =
+        futures::future::join_all((0..20).map(|_| env.send("DELETE", &path, None, &[]))).await;
+    let statuses: Vec<u16> = deletes.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 204 | 404 | 409)),
+        "{statuses:?}"
+    );
+
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let r = env
+            .post("/integrations/aws", &form(&format!("renamer-{n}")))
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    let body = json!({"name": "The-One"});
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/integrations/aws/{id}"))
+        .collect();
+    let renames =
+        futures::future::join_all(paths.iter().map(|p| env.send("PATCH", p, Some(&body), &[])))
+            .await;
+    let statuses: Vec<u16> = renames.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        9,
+        "{statuses:?}"
+    );
+    let store = integrations_core::aws::dynamo::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&env.sdk),
+        &env.stack.table,
+    );
+    let check = store.check_names().await.unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+    assert_eq!((check.records, check.guards), (10, 10));
+}
