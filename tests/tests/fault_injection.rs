@@ -84,6 +84,12 @@ async fn creates_under_faults_answer_503_in_bounded_time_and_leave_the_table_con
         created += 1;
         ddb.clear();
     }
+    println!(
+        "faults injected: {} DynamoDB, {} KMS; {} creates answered 201",
+        ddb.injected(),
+        moto.injected(),
+        created
+    );
     assert!(
         ddb.injected() + moto.injected() >= 5 * 7,
         "{} + {}",
