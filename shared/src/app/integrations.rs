@@ -2,16 +2,17 @@
 //! request a state bucket.
 
 use crate::domain::{
-    check_external_id_needs_role, AuditAction, AuditEvent, BucketStatus, Caller, Integration,
-    IntegrationId, IntegrationName, IntegrationPatch, LastTest, NewIntegration, StateBucket,
-    Timestamp, Visibility,
+    check_external_id_needs_role, AuditEvent, Caller, Integration, IntegrationId, IntegrationName,
+    IntegrationPatch, NewIntegration, StateBucket, Timestamp, Visibility,
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
-    ListQuery, Page, SealContext, SecretSealer, WriteOutcome,
+    CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext, SecretSealer,
+    WriteOutcome,
 };
 use secrecy::SecretString;
+
+mod usage;
 use std::sync::Arc;
 
 /// The integration use cases over a store and a secret sealer, built once per process.
@@ -170,29 +171,6 @@ impl Integrations {
         self.store.list(&query).await
     }
 
-    /// The audit trail of an integration the caller may see. After a delete, only
-    /// callers who see everything (admins, services) can still read it.
-    pub async fn history(
-        &self,
-        who: &Caller,
-        id: &str,
-        query: &HistoryQuery,
-    ) -> Result<HistoryPage> {
-        let gone = || Error::not_found(format!("integration '{id}'"));
-        match self.find(id).await? {
-            Some(i) if who.may_see(&i) => self.store.history(id, query).await,
-            Some(_) => Err(gone()),
-            None if who.sees_everything() => {
-                let page = self.store.history(id, query).await?;
-                if page.events.is_empty() && query.next_token.is_none() {
-                    return Err(gone());
-                }
-                Ok(page)
-            }
-            None => Err(gone()),
-        }
-    }
-
     fn check_precondition(current: &Integration, pre: Precondition) -> Result<()> {
         match pre {
             Precondition::Revision(r) if r != current.revision => Err(Error::PreconditionFailed {
@@ -344,73 +322,6 @@ impl Integrations {
             // Changed since our read (or deleted: then the re-read is the 404).
             WriteOutcome::Stale => Err(Self::stale(pre, self.get(who, id).await?.revision)),
             WriteOutcome::NameTaken => Err(Error::internal("name guard on delete")),
-        }
-    }
-
-    /// Records a test's verdict as `last_test`, unless AWS could not be reached: such a
-    /// test says nothing about the credentials, so nothing is written (`None`).
-    pub async fn record_test(
-        &self,
-        who: &Caller,
-        integration: &Integration,
-        outcome: super::connection::Outcome,
-    ) -> Result<Option<LastTest>> {
-        let Some(ok) = outcome.recorded_ok() else {
-            return Ok(None);
-        };
-        let test = LastTest {
-            at: Timestamp::now(),
-            ok,
-        };
-        let id = integration.id.as_str();
-        let audit = AuditEvent::new(who, &integration.id, AuditAction::Tested).with_detail(if ok {
-            "passed"
-        } else {
-            "failed"
-        });
-        match self.store.record_test(id, &test, &audit).await? {
-            WriteOutcome::Written => Ok(Some(test)),
-            _ => Err(Error::not_found(format!("integration '{id}'"))),
-        }
-    }
-
-    /// `POST .../state-bucket`: (re)queue provisioning. A bucket that is already being
-    /// provisioned or ready is left alone and reported as it is.
-    pub async fn request_bucket(&self, who: &Caller, id: &str) -> Result<StateBucket> {
-        let current = self.get(who, id).await?;
-        if let Some(b) = &current.state_bucket {
-            if matches!(
-                b.status,
-                BucketStatus::Pending | BucketStatus::Provisioning | BucketStatus::Ready
-            ) {
-                return Ok(b.clone());
-            }
-        }
-        let now = Timestamp::now();
-        let mut bucket =
-            StateBucket::pending(&current.aws_account_id, &current.aws_default_region, now);
-        if let Some(b) = &current.state_bucket {
-            bucket.attempts = b.attempts;
-        }
-        let guard = BucketGuard {
-            allow_absent: true,
-            from: &[BucketStatus::Failed],
-            unchanged_since_before: None,
-        };
-        let audit = AuditEvent::new(who, &current.id, AuditAction::BucketRequested)
-            .with_detail(format!("bucket '{}' queued", bucket.name));
-        match self
-            .store
-            .set_bucket(id, &bucket, guard, Some(&audit))
-            .await?
-        {
-            WriteOutcome::Written => Ok(bucket),
-            // Someone else queued it between our read and write: report what is there now.
-            _ => self
-                .get(who, id)
-                .await?
-                .state_bucket
-                .ok_or_else(|| Error::internal("state bucket vanished")),
         }
     }
 }

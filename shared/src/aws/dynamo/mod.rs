@@ -7,10 +7,7 @@ use crate::ports::{
     ListQuery, Page, WriteOutcome,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
@@ -20,6 +17,7 @@ mod names;
 mod query;
 mod token;
 mod transact;
+mod writes;
 
 #[cfg(test)]
 mod roundtrip_tests;
@@ -31,6 +29,7 @@ pub use layout::{
 pub use names::{NameCheck, OrphanGuard, RecordName};
 
 use layout::*;
+use writes::guard_condition;
 
 pub struct DynamoStore {
     client: Client,
@@ -85,93 +84,6 @@ impl DynamoStore {
     pub fn with_audit_retention(mut self, retention: std::time::Duration) -> Self {
         self.audit_retention = retention;
         self
-    }
-
-    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    fn guard_item(&self, name: &str, id: &str) -> Result<TransactWriteItem> {
-        let item: Item = [
-            ("pk".to_owned(), string_attr(guard_key(name))),
-            ("integration_id".to_owned(), string_attr(id)),
-        ]
-        .into();
-        self.put(item, "attribute_not_exists(pk)")
-    }
-
-    fn delete_guard(&self, name: &str, id: &str) -> Result<TransactWriteItem> {
-        let del = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", string_attr(guard_key(name)))
-            .condition_expression("integration_id = :id")
-            .expression_attribute_values(":id", string_attr(id))
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        Ok(TransactWriteItem::builder().delete(del).build())
-    }
-
-    /// The conditional update of the caller-owned fields (`CALLER_FIELDS`) of `old` to
-    /// those of `new`, valid only while `old.revision` is current.
-    fn update_item(&self, new: &Integration, old: &Integration) -> Result<TransactWriteItem> {
-        let item = to_item(new)?;
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        for (n, field) in CALLER_FIELDS.iter().enumerate() {
-            names.insert(format!("#f{n}"), (*field).to_owned());
-            match item.get(*field) {
-                Some(v) => {
-                    set.push(format!("#f{n} = :v{n}"));
-                    values.insert(format!(":v{n}"), v.clone());
-                }
-                None => remove.push(format!("#f{n}")),
-            }
-        }
-        // A bucket is only ever added here (the caller turned it on and there was none);
-        // after that only set_bucket writes it. If one appeared since our read, the
-        // revision check below does not see it, so the condition asks for its absence.
-        let adds_bucket = old.state_bucket.is_none() && item.contains_key("state_bucket");
-        if adds_bucket {
-            for field in ["state_bucket", "sweep_pk", "sweep_at"] {
-                if let Some(v) = item.get(field) {
-                    names.insert(format!("#{field}"), field.to_owned());
-                    values.insert(format!(":{field}"), v.clone());
-                    set.push(format!("#{field} = :{field}"));
-                }
-            }
-        }
-        names.insert("#rev".into(), "revision".into());
-        values.insert(
-            ":expected".into(),
-            AttributeValue::N(old.revision.to_string()),
-        );
-        let mut expr = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", string_attr(record_key(old.id.as_str())))
-            .update_expression(expr)
-            .condition_expression(if adds_bucket {
-                "#rev = :expected AND attribute_not_exists(#state_bucket)"
-            } else {
-                "#rev = :expected"
-            })
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 }
 
@@ -319,14 +231,8 @@ impl IntegrationStore for DynamoStore {
             .key("pk", string_attr(record_key(id)))
             .update_expression("SET last_test = :t")
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", value)
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.audit_item(audit)?,
-        ];
-        self.transact(items, |_| WriteOutcome::Stale).await
+            .expression_attribute_values(":t", value);
+        self.update_audited(update, Some(audit)).await
     }
 
     async fn set_bucket(
@@ -366,29 +272,7 @@ impl IntegrationStore for DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values(Some(values));
-        let Some(audit) = audit else {
-            // Claims and releases are bookkeeping, not audited: a plain conditional update.
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", string_attr(record_key(id)))
-                .set_update_expression(update.get_update_expression().clone())
-                .set_condition_expression(update.get_condition_expression().clone())
-                .set_expression_attribute_names(update.get_expression_attribute_names().clone())
-                .set_expression_attribute_values(update.get_expression_attribute_values().clone())
-                .send()
-                .await;
-            return conditional(res, "UpdateItem");
-        };
-        let update = update
-            .build()
-            .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            self.audit_item(audit)?,
-        ];
-        self.transact(items, |_| WriteOutcome::Stale).await
+        self.update_audited(update, audit).await
     }
 
     async fn history(&self, id: &str, query: &HistoryQuery) -> Result<HistoryPage> {
@@ -402,65 +286,5 @@ impl IntegrationStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<String>> {
         self.query_buckets_due(status, changed_before, limit).await
-    }
-}
-
-/// The condition of a bucket write under `guard`, adding its values to `values`.
-/// DynamoDB refuses redundant parentheses, so only alternatives get them.
-fn guard_condition(
-    guard: &BucketGuard<'_>,
-    values: &mut HashMap<String, AttributeValue>,
-) -> String {
-    let mut clauses = vec![];
-    if guard.allow_absent {
-        clauses.push("attribute_not_exists(state_bucket)".to_owned());
-    }
-    for (n, st) in guard.from.iter().enumerate() {
-        clauses.push(format!("state_bucket.#st = :from{n}"));
-        values.insert(format!(":from{n}"), string_attr(st.as_str()));
-    }
-    if let Some((status, before)) = guard.unchanged_since_before {
-        // A missing time counts as long ago (as `Timestamp::is_before` has it), so a
-        // record without one can still be taken over.
-        clauses.push(
-            "state_bucket.#st = :since_st AND (attribute_not_exists(state_bucket.#at) OR \
-             state_bucket.#at < :before)"
-                .to_owned(),
-        );
-        values.insert(":since_st".into(), string_attr(status.as_str()));
-        values.insert(":before".into(), string_attr(before.as_str()));
-    }
-    match clauses.as_slice() {
-        [] => "attribute_exists(pk)".to_owned(),
-        [one] => format!("attribute_exists(pk) AND {one}"),
-        many => {
-            let alternatives: Vec<String> = many
-                .iter()
-                .map(|c| {
-                    if c.contains(" AND ") {
-                        format!("({c})")
-                    } else {
-                        c.clone()
-                    }
-                })
-                .collect();
-            format!("attribute_exists(pk) AND ({})", alternatives.join(" OR "))
-        }
-    }
-}
-
-fn conditional<T>(
-    res: std::result::Result<
-        T,
-        SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>,
-    >,
-    op: &'static str,
-) -> Result<WriteOutcome> {
-    match res {
-        Ok(_) => Ok(WriteOutcome::Written),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-            Ok(WriteOutcome::Stale)
-        }
-        Err(e) => Err(super::unavailable(Dependency::DynamoDb, op, e)),
     }
 }
