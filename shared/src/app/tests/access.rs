@@ -284,4 +284,15 @@ async fn every_change_leaves_an_audit_event_newest_first_and_none_holds_a_secret
     );
     assert!(first.events[3].event_id > rest.events[0].event_id);
     not_found(w.integrations.history(&admin, MISSING, &history()).await);
+    let calls = w.store.count(crate::app::fakes::Op::History);
+    not_found(
+        w.integrations
+            .history(&admin, &"x".repeat(3000), &history())
+            .await,
+    );
+    assert_eq!(
+        w.store.count(crate::app::fakes::Op::History),
+        calls,
+        "a non-id never reaches the store"
+    );
 }
