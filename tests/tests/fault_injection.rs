@@ -9,7 +9,6 @@ mod common;
 
 use common::faults::{Fault, FaultProxy};
 use common::*;
-use integrations_core::aws::dynamo::DynamoStore;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,7 @@ async fn env_behind_proxies() -> (TestEnv, FaultProxy, FaultProxy) {
 
 /// Records and name guards agree, and no item holds the plaintext secret.
 async fn assert_consistent(env: &TestEnv) {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&env.sdk), &env.stack.table);
-    let check = store.check_names().await.unwrap();
+    let check = env.name_check().await;
     assert!(check.is_consistent(), "{check:?}");
     let dump = format!("{:?}", env.raw_items().await);
     assert!(!dump.contains(SECRET), "a plaintext secret in the table");

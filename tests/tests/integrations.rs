@@ -1074,11 +1074,7 @@ async fn concurrent_deletes_and_renames_to_one_name_leave_one_winner() {
         9,
         "{statuses:?}"
     );
-    let store = integrations_core::aws::dynamo::DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&env.sdk),
-        &env.stack.table,
-    );
-    let check = store.check_names().await.unwrap();
+    let check = env.name_check().await;
     assert!(check.is_consistent(), "{check:?}");
     assert_eq!((check.records, check.guards), (10, 10));
 }

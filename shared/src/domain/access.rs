@@ -78,9 +78,7 @@ impl Caller {
     /// ids are not confirmed): its owner, a member of a group it is shared with, or a
     /// caller who sees everything.
     pub fn may_see(&self, i: &Integration) -> bool {
-        self.sees_everything()
-            || i.created_by == self.id
-            || i.shared_with.iter().any(|g| self.groups.contains(g))
+        self.sees_everything() || owned_or_shared(i, &self.id, &self.groups)
     }
 
     /// Whether the caller may change, rotate, share or delete it: its owner or a caller
@@ -88,6 +86,11 @@ impl Caller {
     pub fn may_manage(&self, i: &Integration) -> bool {
         self.sees_everything() || i.created_by == self.id
     }
+}
+
+/// The one rule for a person: they own it, or it is shared with one of their groups.
+fn owned_or_shared(i: &Integration, owner: &str, groups: &[GroupName]) -> bool {
+    i.created_by == owner || i.shared_with.iter().any(|g| groups.contains(g))
 }
 
 /// What a list may return for a caller: everything, or what it owns or shares a group with.
@@ -115,9 +118,7 @@ impl Visibility {
     pub fn admits(&self, i: &Integration) -> bool {
         match self {
             Visibility::Everything => true,
-            Visibility::OwnedOrShared { owner, groups } => {
-                &i.created_by == owner || i.shared_with.iter().any(|g| groups.contains(g))
-            }
+            Visibility::OwnedOrShared { owner, groups } => owned_or_shared(i, owner, groups),
         }
     }
 }

@@ -116,6 +116,17 @@ impl TestEnv {
         ))
     }
 
+    /// The operator's consistency check of records and name guards, on this env's table.
+    pub async fn name_check(&self) -> integrations_core::aws::dynamo::NameCheck {
+        integrations_core::aws::dynamo::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.stack.table,
+        )
+        .check_names()
+        .await
+        .unwrap()
+    }
+
     pub async fn new() -> Self {
         let sdk = sdk_for(&moto_url(), "test", "test").await;
         Self::with_sdk(sdk).await
