@@ -657,10 +657,8 @@ async fn every_event_payload_runs_through_its_handler() {
 async fn unavailable_dependencies_give_a_retryable_503() {
     // Bootstrap in moto, then serve with an SDK pointed at a port where nothing listens.
     let good = TestEnv::new().await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = dead.local_addr().unwrap().port();
-    drop(dead);
-    let sdk = sdk_for(&format!("http://127.0.0.1:{port}"), "test", "test").await;
+    let (dead, _held) = closed_endpoint();
+    let sdk = sdk_for(&dead, "test", "test").await;
     let env = TestEnv::serve(sdk, good.stack.clone()).await;
     let r = env.post("/integrations/aws", &form("nowhere")).await;
     assert_eq!(r.status, 503, "{}", r.body);

@@ -402,18 +402,6 @@ async fn hanging_endpoint() -> String {
     format!("http://{addr}")
 }
 
-/// An endpoint nobody listens on: a loopback port held by a socket that is bound but never
-/// listens, so a connection is refused. Binding then closing a port is not enough: a test
-/// running beside this one can bind the freed port (CI once got a gateway's 404 there).
-/// Without SO_REUSEADDR on this socket no one else can bind the port while it is held.
-fn closed_endpoint() -> (String, tokio::net::TcpSocket) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_reuseaddr(false).unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (format!("http://{addr}"), socket)
-}
-
 /// A second gateway over `env`'s stack (same table and key) whose users' calls (STS, S3)
 /// go to `endpoint`: the same saved integration, tested while AWS is out of reach.
 async fn users_aws_at(env: &TestEnv, endpoint: &str) -> TestEnv {
@@ -536,9 +524,8 @@ async fn an_unreachable_or_hung_aws_is_not_blamed_on_the_keys_nor_recorded() {
 
     // Held for the whole test so the refused port stays refused.
     let (refused, held) = closed_endpoint();
-    let port = held.local_addr().unwrap();
     assert!(
-        std::net::TcpListener::bind(port).is_err(),
+        std::net::TcpListener::bind(held.local_addr().unwrap()).is_err(),
         "the held port cannot be taken by another listener"
     );
     for (endpoint, what) in [

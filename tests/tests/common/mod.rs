@@ -54,6 +54,18 @@ pub async fn sdk_for(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
     with_dynamodb_endpoint(sdk, dynamodb_url())
 }
 
+/// An endpoint nobody listens on: a loopback port held by a socket that is bound but never
+/// listens, so a connection is refused. Binding then closing a port is not enough: a test
+/// running beside this one can bind the freed port (CI once got a gateway's 404 there).
+/// Without SO_REUSEADDR on this socket no one else can bind the port while it is held.
+pub fn closed_endpoint() -> (String, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(false).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (format!("http://{addr}"), socket)
+}
+
 /// Sends DynamoDB and DynamoDB Streams to `url`, every other service to the configuration's
 /// endpoint: what the per-service endpoint variables do for a configuration from the
 /// environment. (A client ignores them when the endpoint was set in code, so the origin of
