@@ -255,6 +255,9 @@ test("the right secret: every step passes; Save then shows the bucket reaching r
   assert.ok(facts.includes(NAME));
   assert.match(facts, /AKIA\*{12}[A-Z0-9]{4}/);
   assert.ok(!facts.includes(P.user.id));
+  // A passing form's test is run once more with the saved keys, and recorded.
+  await waitText(page, "#form-status", "is recorded", 60000);
+  assert.match(await page.textContent("#saved-facts"), /Last test\s*passed at/);
   await page.waitForSelector('#bucket-status[data-status="ready"]', { timeout: 90000 });
   assert.ok((await page.textContent("#bucket-status")).includes(BUCKET));
   await page.waitForSelector("#backend:not([hidden])");
@@ -293,13 +296,16 @@ test("the list shows each integration's last test and bucket, with re-test and d
   const card = page.locator(`#list li.card[data-name="${NAME}"]`);
   await card.waitFor();
   const text = await card.textContent();
-  // A form's test is not a saved integration's: only a re-test records one.
-  assert.match(text, /Last test\s*never tested/);
+  // Saved after a passing test: the saved keys' test is on the record.
+  assert.match(text, /Last test\s*passed at/);
+  const before = (await api("GET", `/${await card.getAttribute("data-id")}`)).body.last_test.at;
   assert.ok(text.includes(`${BUCKET}: ready`), text);
   await card.getByRole("button", { name: `Re-test ${NAME}` }).click();
   await card.locator("[data-outcome]").waitFor({ timeout: 60000 });
   assert.equal(await card.locator("[data-outcome]").getAttribute("data-outcome"), "passed");
   assert.match(await card.textContent(), /Last test\s*passed at/);
+  const after = (await api("GET", `/${await card.getAttribute("data-id")}`)).body.last_test.at;
+  assert.ok(Date.parse(after) > Date.parse(before), `the re-test is recorded: ${before} then ${after}`);
   await card.getByRole("button", { name: `Delete ${NAME}` }).click();
   await card.getByRole("button", { name: `Yes, delete ${NAME}` }).click();
   await waitText(page, "#list-status", `Deleted ${NAME}.`);

@@ -557,7 +557,8 @@
     if (!body) return;
     const d = await digest(body);
     const tested = lastTest && lastTest.digest === d;
-    if (!(tested && lastTest.ok) && untestedWarned !== d) {
+    const passed = Boolean(tested && lastTest.ok);
+    if (!passed && untestedWarned !== d) {
       untestedWarned = d;
       const w = $("form-warning");
       w.textContent = tested
@@ -578,6 +579,9 @@
       untestedWarned = null;
       setStatus("form-status", `Saved as ${r.data.name}.`);
       showSaved(r.data);
+      // The form's passing test was of the typed keys, not of the saved record: test the
+      // saved keys once (what Re-test does) so the integration carries its verdict.
+      if (passed) await recordSavedTest(r.data);
       loadList(false);
     } else if (r.status === 409) {
       showProblem(r.data, "form-status");
@@ -598,7 +602,7 @@
 
   function facts(pairs) {
     const dl = el("dl", { class: "facts" });
-    for (const [k, v] of pairs) dl.append(el("dt", { text: k }), el("dd", { text: v }));
+    for (const [k, v] of pairs) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-fact": k }));
     return dl;
   }
 
@@ -625,6 +629,20 @@
       setStatus("bucket-status", "No state bucket was requested for this integration.");
     }
     $("saved-h").focus();
+  }
+
+  async function recordSavedTest(view) {
+    setStatus("form-status", `Saved as ${view.name}. Testing the saved keys to record the result…`);
+    const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`);
+    const dd = document.querySelector('#saved-facts dd[data-fact="Last test"]');
+    if (r.status === 200 && r.data.last_test) {
+      if (dd) dd.textContent = lastTestText(r.data.last_test);
+      setStatus("form-status", r.data.ok
+        ? `Saved as ${view.name}; its test passed again with the saved keys and is recorded.`
+        : `Saved as ${view.name}, but its test with the saved keys did not pass (${r.data.summary}). Re-test it from the list.`);
+    } else {
+      setStatus("form-status", `Saved as ${view.name}; its test could not be recorded now (${r.status === 200 ? r.data.summary : r.data.detail || r.status}). Re-test it from the list.`);
+    }
   }
 
   function showBucket(b) {
@@ -727,7 +745,7 @@
       if (r.status === 200) {
         status.textContent = r.data.recorded ? "Tested; the result is recorded." : "Tested; AWS could not be reached, nothing recorded.";
         renderReport(r.data, report, "h4");
-        if (r.data.last_test) li.querySelector("dl dd:nth-of-type(3)").textContent = lastTestText(r.data.last_test);
+        if (r.data.last_test) li.querySelector('dd[data-fact="Last test"]').textContent = lastTestText(r.data.last_test);
       } else {
         status.textContent = `Re-test failed (${r.status}): ${r.data.detail || ""}`;
       }
