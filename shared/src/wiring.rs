@@ -62,7 +62,7 @@ pub fn audit_retention() -> Result<Duration, String> {
     }
 }
 
-/// Every use case, wired to the AWS adapters.
+/// Every use case, wired to the AWS adapters (the local stack serves them all).
 #[derive(Clone)]
 pub struct Services {
     pub integrations: Integrations,
@@ -70,44 +70,88 @@ pub struct Services {
     pub provisioner: Provisioner,
 }
 
+// Each function builds only the use case it serves, so its binary links only the SDK
+// clients that use case needs: create and manage need DynamoDB and KMS, not STS or S3.
+
+fn store(service: &SdkConfig, config: &Config) -> Arc<DynamoStore> {
+    // Once per process: the first configuration wins (the local stack builds these per
+    // test, always with the same access settings).
+    configure(config.access.clone());
+    Arc::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(service), &config.table)
+            .with_audit_retention(config.audit_retention),
+    )
+}
+
+fn integrations_on(store: Arc<DynamoStore>, service: &SdkConfig, config: &Config) -> Integrations {
+    let sealer = Arc::new(KmsSealer::new(
+        aws_sdk_kms::Client::new(service),
+        &config.kms_key_id,
+    ));
+    Integrations::new(store, sealer)
+}
+
+fn test_connection_on(integrations: Integrations, account: Arc<CustomerAccount>) -> TestConnection {
+    TestConnection {
+        integrations,
+        tester: ConnectionTester::new(account.clone(), account),
+    }
+}
+
+fn provisioner_on(
+    integrations: Integrations,
+    store: Arc<DynamoStore>,
+    account: Arc<CustomerAccount>,
+    config: &Config,
+) -> Provisioner {
+    Provisioner::new(
+        integrations,
+        store,
+        account.clone(),
+        account,
+        config.provisioning.clone(),
+    )
+}
+
 impl Services {
     /// `service` reaches the service's own table and key; `customer` is the base
     /// configuration for calls made with users' credentials (STS, S3). In AWS both are
     /// the same; tests point the second at an IAM-enforcing emulator.
     pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Self {
-        // Once per process: the first configuration wins (the local stack builds these
-        // per test, always with the same access settings).
-        configure(config.access.clone());
-        let store = Arc::new(
-            DynamoStore::new(aws_sdk_dynamodb::Client::new(service), &config.table)
-                .with_audit_retention(config.audit_retention),
-        );
-        let sealer = Arc::new(KmsSealer::new(
-            aws_sdk_kms::Client::new(service),
-            &config.kms_key_id,
-        ));
+        let store = store(service, config);
+        let integrations = integrations_on(store.clone(), service, config);
         let account = Arc::new(CustomerAccount::new(customer));
-        let integrations = Integrations::new(store.clone(), sealer);
         Services {
-            test_connection: TestConnection {
-                integrations: integrations.clone(),
-                tester: ConnectionTester::new(account.clone(), account.clone()),
-            },
-            provisioner: Provisioner::new(
-                integrations.clone(),
-                store,
-                account.clone(),
-                account,
-                config.provisioning.clone(),
-            ),
+            test_connection: test_connection_on(integrations.clone(), account.clone()),
+            provisioner: provisioner_on(integrations.clone(), store, account, config),
             integrations,
         }
     }
+}
 
-    /// As in Lambda: one AWS configuration, settings from the environment.
-    pub fn from_env(sdk: &SdkConfig) -> Result<Self, String> {
-        Ok(Self::new(sdk, sdk, &Config::from_env()?))
-    }
+/// The create and manage functions' use case, as in Lambda: one AWS configuration,
+/// settings from the environment.
+pub fn integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
+    let config = Config::from_env()?;
+    Ok(integrations_on(store(sdk, &config), sdk, &config))
+}
+
+/// The test-connection function's use case (see [`integrations_from_env`]).
+pub fn test_connection_from_env(sdk: &SdkConfig) -> Result<TestConnection, String> {
+    let integrations = integrations_from_env(sdk)?;
+    Ok(test_connection_on(
+        integrations,
+        Arc::new(CustomerAccount::new(sdk)),
+    ))
+}
+
+/// The provision-bucket function's use case (see [`integrations_from_env`]).
+pub fn provisioner_from_env(sdk: &SdkConfig) -> Result<Provisioner, String> {
+    let config = Config::from_env()?;
+    let store = store(sdk, &config);
+    let integrations = integrations_on(store.clone(), sdk, &config);
+    let account = Arc::new(CustomerAccount::new(sdk));
+    Ok(provisioner_on(integrations, store, account, &config))
 }
 
 /// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`,

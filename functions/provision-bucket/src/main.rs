@@ -9,8 +9,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let services = wiring::Services::from_env(&aws::load_config().await)?;
-    let provisioner = &services.provisioner;
+    // Only this function's use case: the binary links only the clients it uses.
+    let provisioner = &wiring::provisioner_from_env(&aws::load_config().await)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         events::provision_bucket::handle(provisioner, event.payload)
             .await
