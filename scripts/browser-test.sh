@@ -17,29 +17,11 @@ BROWSER_DIR="$REPO/tests/browser"
 started=$SECONDS
 mkdir -p "$REPO/.local"
 
-# Debian's Chromium (the tools' own browser downloads cannot work here, nor are they used).
-CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
-if [ -z "$CHROMIUM" ]; then
-  apt_install chromium
-  CHROMIUM="$(command -v chromium)"
-fi
-# Debian's Firefox ESR for a smoke test in a second engine (driven over WebDriver BiDi).
-FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}"
-if [ -z "$FIREFOX" ]; then
-  apt_install firefox-esr
-  FIREFOX="$(command -v firefox-esr)"
-fi
-command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-# npm ci when the lockfile changed since the last install (npm keeps its own copy).
-if [ ! -f "$BROWSER_DIR/node_modules/.package-lock.json" ] \
-   || [ "$BROWSER_DIR/package-lock.json" -nt "$BROWSER_DIR/node_modules/.package-lock.json" ]; then
-  log "installing the browser tests' npm packages (tests/browser/package-lock.json)"
-  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+ensure_browser_tools
 ensure_python_tools moto
 ensure_dynamodb_local
 
-log "building the local API"
+log "building the local API (nothing to do after the test build)"
 cargo build -q -p local-harness --bin local-api
 
 ddb_port="$(free_port)"; moto_port="$(free_port)"; api_port="$(free_port)"

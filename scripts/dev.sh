@@ -35,12 +35,12 @@ mkdir -p "$REPO/.local"
 ensure_python_tools moto
 ensure_dynamodb_local
 
-# No -q: cargo shows its progress. Measured on 2 cores: a cold build of the local API
-# (no target/ yet) took 11 minutes; later builds take seconds.
+# No -q: cargo shows its progress. The first build compiles about 300 crates (the AWS SDK
+# most of it); later builds take seconds.
 if [ -x "$REPO/target/debug/local-api" ]; then
   log "building the local API (cargo; only what changed is rebuilt)"
 else
-  log "building the local API for the first time: about 11 minutes on 2 cores (cargo's progress follows); later runs take seconds"
+  log "building the local API for the first time: several minutes on 2 cores (cargo's progress follows); later runs take seconds"
 fi
 cargo build -p local-harness --bin local-api
 

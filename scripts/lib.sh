@@ -6,6 +6,19 @@ PIDS=()
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# One build for every script and stage. clippy runs inside the build: clippy-driver is the
+# workspace's rustc wrapper (as `cargo clippy` sets it, but for a full build), with its
+# lints and rustc's warnings denied. So there is no separate `cargo clippy` pass (it
+# re-checked all ~300 dependencies, about 5 minutes on 2 cores), and dev.sh, the test run
+# and the sam stage build identical units: none of them compiles what another built.
+if ! command -v clippy-driver >/dev/null 2>&1; then
+  log "clippy-driver not found: install clippy (rustup component add clippy)"; exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER:-$(command -v clippy-driver)}"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# A fresh CI build gains nothing from incremental data (it only writes it).
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+
 PY_TOOLS=('moto[server]>=5.2,<6' 'cfn-lint>=1,<2' 'aws-sam-cli>=1.130,<2'
   'openapi-spec-validator>=0.7,<0.8' 'jsonschema>=4.18,<5' 'pyyaml>=6,<7' 'schemathesis>=4.32,<5')
 
@@ -115,6 +128,28 @@ ensure_dynamodb_local() {
   [ -d "$DYNAMODB_LOCAL_HOME/DynamoDBLocal_lib" ] || { log "no DynamoDBLocal_lib beside $jar"; return 1; }
 }
 
+# ensure_browser_tools: Debian's Chromium and Firefox ESR (the test tools' own browser
+# downloads cannot work here, nor are they used) and the browser tests' npm packages as
+# tests/browser/package-lock.json pins them. Sets CHROMIUM and FIREFOX.
+ensure_browser_tools() {
+  local missing=()
+  CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
+  FIREFOX="${FIREFOX:-$(command -v firefox-esr || true)}"
+  [ -n "$CHROMIUM" ] || missing+=(chromium)
+  [ -n "$FIREFOX" ] || missing+=(firefox-esr)
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+  CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+  FIREFOX="${FIREFOX:-$(command -v firefox-esr)}"
+  local dir="$REPO/tests/browser"
+  # npm ci when the lockfile changed since the last install (npm keeps its own copy).
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the browser tests' npm packages (tests/browser/package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 # Does anything answer HTTP on 127.0.0.1:PORT (any status)?
 http_answers() {
   local code
@@ -217,14 +252,6 @@ ensure_lambda_base_image() {
   log "built $LAMBDA_BASE_IMAGE"
 }
 
-# ensure_cargo_lambda: cargo-lambda (the builder `sam build` runs for Rust) in the venv.
-ensure_cargo_lambda() {
-  if [ ! -x "$VENV/bin/cargo-lambda" ]; then
-    log "installing cargo-lambda into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'cargo-lambda>=1.8,<2'
-  fi
-}
-
 # check_glibc_floor MAX FILE...: fails if a binary needs a glibc symbol version above MAX
 # (Amazon Linux 2023 has 2.34), printing what each needs.
 check_glibc_floor() {
@@ -239,4 +266,23 @@ check_glibc_floor() {
     fi
   done
   [ "$worst" = ok ]
+}
+
+# users_day LOG: the user's-day suite (tests/tests/user_day.rs) against the stack that
+# IK_STACK_URL and friends name, from the workspace's test build (the same cargo selection
+# as the test run, so nothing is rebuilt). Fails unless exactly that one test ran.
+users_day() {
+  local out="$1" status ran
+  set +e
+  cargo test --workspace --all-targets -- --ignored --exact a_users_day_on_one_long_lived_stack \
+    --test-threads=1 --nocapture 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  ran="$(awk '/^test result:/ { n += $4 + $6 } END { print n + 0 }' "$out")"
+  if [ "$status" -eq 0 ] && [ "$ran" -ne 1 ]; then
+    log "the user's day: exactly one test should have run, $ran did"
+    echo "test result: FAILED. 0 passed; 1 failed; (the user's day did not run exactly once)" >>"$out"
+    return 1
+  fi
+  return "$status"
 }
