@@ -463,43 +463,82 @@ async fn the_setup_page_is_served_without_a_token_and_nothing_else_is() {
 #[tokio::test]
 async fn requests_without_a_principal_are_refused() {
     let env = TestEnv::new().await;
-    // Through the gateway: no token, wrong token.
-    let r = env
-        .http
-        .get(format!("{}/integrations/aws", env.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = env
-        .http
-        .get(format!("{}/integrations/aws", env.base))
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    // Straight to the handlers with an event that carries no authorizer context.
-    for (function, method) in [
-        (local_harness::Function::CreateIntegration, "POST"),
-        (local_harness::Function::ManageIntegrations, "GET"),
-    ] {
+    // A real integration, so that `{id}` routes would find it: a 401 here is not a 404.
+    let created = env.post("/integrations/aws", &form("owned")).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let items_before = env.raw_items().await.len();
+    let mut checked = 0;
+    for route in local_harness::ROUTES {
+        let (method, path) = (route.method(), route.path().replace("{id}", &id));
+        let body = matches!(method, "POST" | "PATCH").then(|| form("nobody").to_string());
+        if route.public {
+            // The setup page and its assets hold no data and need no token.
+            let r = env
+                .http
+                .get(format!("{}{path}", env.base))
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (r.status().as_u16(), r.headers().clone());
+            let page = r.text().await.unwrap();
+            assert_eq!(status, 200, "{}", route.key);
+            record(method, &path, status, &headers, &Value::String(page));
+            continue;
+        }
+        // Through the gateway: no token, then a token it does not know.
+        for token in [None, Some("wrong")] {
+            let mut req = env
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", env.base))
+                .header("content-type", "application/json");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{} with token {token:?}", route.key);
+        }
+        // Straight to the function with an event that carries no authorizer context.
         let event = json!({
-            "version": "2.0", "routeKey": format!("{method} /integrations/aws"),
-            "rawPath": "/integrations/aws", "rawQueryString": "",
-            "headers": {"content-type": "application/json"},
-            "requestContext": {"http": {"method": method, "path": "/integrations/aws"},
+            "version": "2.0", "routeKey": route.key,
+            "rawPath": path, "rawQueryString": "",
+            "headers": {"content-type": "application/json", "if-match": "\"1\""},
+            "pathParameters": if route.key.contains("{id}") { json!({"id": id}) } else { json!({}) },
+            "requestContext": {"http": {"method": method, "path": path},
                                "requestId": "r1", "stage": "$default", "timeEpoch": 0},
-            "body": form("nobody").to_string(), "isBase64Encoded": false,
+            "body": body, "isBase64Encoded": false,
         });
-        let (status, headers, body) =
-            local_harness::gateway::invoke_event(&env.functions, function, &event).await;
-        assert_eq!(status, 401);
-        assert_eq!(headers["content-type"], "application/problem+json");
-        let body: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["type"], "/problems/unauthenticated");
+        let (status, headers, answer) =
+            local_harness::gateway::invoke_event(&env.functions, route.function, &event).await;
+        assert_eq!(
+            status,
+            401,
+            "{}: {}",
+            route.key,
+            String::from_utf8_lossy(&answer)
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{}",
+            route.key
+        );
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["type"], "/problems/unauthenticated", "{}", route.key);
+        checked += 1;
     }
-    assert!(env.raw_items().await.is_empty());
+    // Every route but the three public ones, in all four functions.
+    assert_eq!(checked, local_harness::ROUTES.len() - 3);
+    let functions: std::collections::HashSet<_> =
+        local_harness::ROUTES.iter().map(|r| r.function).collect();
+    assert_eq!(functions.len(), 4);
+    // Nothing was written, and the integration is as it was.
+    assert_eq!(env.raw_items().await.len(), items_before);
+    let again = env.get(&format!("/integrations/aws/{id}")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body["revision"], 1);
 }
 
 #[tokio::test]

@@ -61,7 +61,7 @@ async fn two_tenants_on_every_route_see_and_change_only_what_they_may() {
 
     // The other tenant: every route that names A answers 404, as for an unknown id.
     let routes = id_routes(&id);
-    assert!(routes.len() >= 7, "{routes:?}");
+    assert_eq!(routes.len(), 7, "{routes:?}");
     for (method, path, body) in &routes {
         let r = env.send_as(OTHER, method, path, body.as_ref(), &[]).await;
         assert_eq!(r.status, 404, "{method} {path}: {:?}", r.body);
@@ -306,39 +306,70 @@ async fn a_canary_secret_appears_nowhere_but_as_ciphertext() {
     f["aws_assumed_role_name"] = json!("CanaryRole");
     f["create_state_bucket"] = json!(true);
     let mut answers: Vec<Value> = Vec::new();
-    let tested = env.post("/integrations/aws/test-connection", &f).await;
-    answers.push(tested.body);
-    let created = env.post("/integrations/aws", &f).await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    // Every flow must have run for real: each answer's status is checked as it comes.
+    let mut keep = |what: &str, r: Resp, status: u16| {
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        answers.push(r.body.clone());
+        r.body
+    };
+    let tested = keep(
+        "unsaved test",
+        env.post("/integrations/aws/test-connection", &f).await,
+        200,
+    );
+    assert_eq!(tested["outcome"], "passed", "{tested}");
+    let created = keep("create", env.post("/integrations/aws", &f).await, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("/integrations/aws/{id}");
-    answers.push(created.body);
-    answers.push(env.get(&path).await.body);
-    answers.push(env.get("/integrations/aws").await.body);
+    keep("get", env.get(&path).await, 200);
+    let listed = keep("list", env.get("/integrations/aws").await, 200);
+    assert!(listed.to_string().contains(&id));
     let rotate =
         json!({"aws_access_key_id": "AKIAIOSFODNN7CANARYX", "aws_secret_access_key": rotated});
-    answers.push(env.send("PATCH", &path, Some(&rotate), &[]).await.body);
-    answers.push(
-        env.post(&format!("{path}/test-connection"), &json!({}))
-            .await
-            .body,
+    keep(
+        "rotate",
+        env.send("PATCH", &path, Some(&rotate), &[("if-match", "\"1\"")])
+            .await,
+        200,
     );
-    for _ in 0..100 {
-        let b = env.get(&format!("{path}/state-bucket")).await.body;
-        let done = matches!(b["status"].as_str(), Some("ready" | "failed"));
-        answers.push(b);
-        if done {
-            break;
+    let saved = keep(
+        "saved test",
+        env.post(&format!("{path}/test-connection"), &json!({}))
+            .await,
+        200,
+    );
+    assert_eq!(saved["outcome"], "passed", "{saved}");
+    // The bucket is provisioned with the rotated secret; a poll that times out fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let b = keep(
+            "bucket",
+            env.get(&format!("{path}/state-bucket")).await,
+            200,
+        );
+        match b["status"].as_str() {
+            Some("ready") => break,
+            Some("failed") => panic!("the bucket failed: {b}"),
+            _ => {}
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bucket was not ready within 30 s: {b}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    answers.push(env.get(&format!("{path}/history")).await.body);
+    keep("history", env.get(&format!("{path}/history")).await, 200);
     let stored = format!("{:?}", env.raw_items().await);
+    assert!(
+        stored.contains("secret_ciphertext"),
+        "the sealed secret is stored"
+    );
     assert_eq!(env.send("DELETE", &path, None, &[]).await.status, 204);
-    answers.push(
+    keep(
+        "history after delete",
         env.send_as(ADMIN, "GET", &format!("{path}/history"), None, &[])
-            .await
-            .body,
+            .await,
+        200,
     );
 
     let answers = serde_json::to_string(&answers).unwrap();

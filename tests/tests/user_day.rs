@@ -1,12 +1,14 @@
 //! A user's day on ONE long-lived stack, started the way the README starts it
 //! (`bash scripts/dev.sh`): only HTTP to the running API, never a fresh table. It runs
-//! in order: conflicts, 50-way races, patches, a key rotation, deletes, a saved Test
+//! in order: the setup page and a Test Connection before saving (as the guide has it),
+//! conflicts, 50-way races, patches, a key rotation, deletes, a saved Test
 //! Connection, listing, state buckets reaching `ready` after all that traffic, and
 //! 1,000 creates whose latency must stay flat and whose processes' memory must stay
 //! bounded.
 //!
-//! Ignored by a plain `cargo test`; scripts/test.sh starts the stack and runs
-//!   cargo test -p local-stack --test user_day -- --ignored --test-threads=1
+//! Ignored by a plain `cargo test`; scripts/test.sh starts the stack and runs (with the
+//! workspace's own cargo selection, so nothing is rebuilt)
+//! `cargo test --workspace --all-targets -- --ignored --exact a_users_day_on_one_long_lived_stack --test-threads=1`
 //! with `IK_STACK_URL`, `IK_STACK_TOKEN` (the API and its bearer token),
 //! `IK_STACK_MOTO_URL` and `IK_STACK_DYNAMODB_URL` (the stack's local AWS, whose
 //! processes' memory is measured; found by their listening ports).
@@ -285,8 +287,46 @@ async fn a_users_day_on_one_long_lived_stack() {
     let label = format!("day-{run}");
     let step = |what: &str| println!("[{:>6.1} s] {what}", day.elapsed().as_secs_f64());
 
-    step("create a; create a again (any case) -> 409");
+    step("open the setup page, read the setup policies, Test Connection before saving");
     let account = fresh_account();
+    for (path, media) in [
+        ("/integrations/aws/setup", "text/html"),
+        ("/integrations/aws/setup/app.js", "text/javascript"),
+        ("/integrations/aws/setup/app.css", "text/css"),
+    ] {
+        let r = stack.get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let ctype = r.headers.get("content-type").and_then(|v| v.to_str().ok());
+        assert!(
+            ctype.is_some_and(|c| c.starts_with(media)),
+            "{path}: {ctype:?}"
+        );
+    }
+    let policies = stack
+        .get(&format!(
+            "/integrations/aws/setup-policies?aws_account_id={account}&user_arn=arn:aws:iam::{account}:user/InfraKitchenUser&role_name=InfraKitchenRole"
+        ))
+        .await;
+    assert_eq!(policies.status, 200, "{}", policies.body);
+    assert_eq!(
+        policies.body["role_arn"],
+        format!("arn:aws:iam::{account}:role/InfraKitchenRole")
+    );
+    // The day's accounts are not the keys' own: as the guide has it, the user names a
+    // role in the target account.
+    let mut unsaved = form(&name("a"), &account, &label);
+    unsaved["aws_assumed_role_name"] = json!("InfraKitchenRole");
+    let tested = stack
+        .post("/integrations/aws/test-connection", &unsaved)
+        .await;
+    assert_eq!(
+        (tested.status, tested.body["outcome"].as_str()),
+        (200, Some("passed")),
+        "{}",
+        tested.body
+    );
+
+    step("create a; create a again (any case) -> 409");
     let a_id = stack.created_id(&form(&name("a"), &account, &label)).await;
     for again in [name("a"), name("a").to_uppercase()] {
         let r = stack.create(&form(&again, &account, &label)).await;
