@@ -32,8 +32,11 @@ for var in LOCAL_API_PORT MOTO_PORT DYNAMODB_PORT; do
 done
 
 mkdir -p "$REPO/.local"
-ensure_python_tools moto
-ensure_dynamodb_local
+# moto's venv and DynamoDB Local are fetched while cargo compiles (network and disk, little
+# CPU); their log is shown if that fails.
+setup_log="$REPO/.local/dev-setup.log"
+(ensure_python_tools moto && ensure_dynamodb_local) >"$setup_log" 2>&1 &
+setup_pid=$!
 
 # No -q: cargo shows its progress. The first build compiles about 300 crates (the AWS SDK
 # most of it); later builds take seconds.
@@ -43,6 +46,9 @@ else
   log "building the local API for the first time: several minutes on 2 cores (cargo's progress follows); later runs take seconds"
 fi
 cargo build -p local-harness --bin local-api
+if ! wait "$setup_pid"; then
+  log "installing moto or DynamoDB Local failed; its log:"; cat "$setup_log" >&2; exit 1
+fi
 
 start_dynamodb_local "$DYNAMODB_PORT" "$REPO/.local/dynamodb-local.log"
 start_moto "$MOTO_PORT" "$REPO/.local/moto.log"

@@ -131,7 +131,9 @@ prepare() {
 }
 prep_log="$REPO/.local/prepare.log"
 prep_start=$SECONDS
-setsid bash -c "source scripts/lib.sh; $(declare -f prepare); prepare" >"$prep_log" 2>&1 </dev/null &
+rm -f "$REPO/.local/prepare.seconds"
+setsid bash -c "source scripts/lib.sh; $(declare -f prepare); prepare && echo \$SECONDS >.local/prepare.seconds" \
+  >"$prep_log" 2>&1 </dev/null &
 PREP_PID=$!
 log "installing the tools in the background (log: .local/prepare.log)"
 
@@ -152,7 +154,7 @@ if [ "$prep_status" -ne 0 ]; then
   tail -40 "$prep_log" >&2
   exit 1
 fi
-add_row "installs (background, during the build)" "$((SECONDS - prep_start))" 0 0 ok
+add_row "installs (in the background, during the build)" "$(cat "$REPO/.local/prepare.seconds")" 0 0 ok
 ensure_python_tools all
 ensure_dynamodb_local
 
