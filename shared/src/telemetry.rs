@@ -1,7 +1,8 @@
 //! Logging set-up: JSON lines for CloudWatch (Lambda's JSON log format), level from
 //! `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`. Nothing logged anywhere carries a secret.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
 
 /// HTTP/SDK internals whose debug/trace output describes requests and responses (a KMS
 /// Encrypt body carries the secret, an AssumeRole answer temporary keys). None logs
@@ -21,13 +22,20 @@ const PAYLOAD_LOGGERS: &[&str] = &[
     "lambda_http",
 ];
 
-/// The configured filter with the payload-carrying targets capped.
-pub fn filter(configured: &str) -> EnvFilter {
+/// The configured filter (`info`, or `target=level,...` as in `RUST_LOG`) with the
+/// payload-carrying targets capped. A per-target filter, not tracing's `EnvFilter`: that
+/// one matches span fields with regular expressions, which would put a regex engine in
+/// every function for a feature no deployment uses.
+pub fn filter(configured: &str) -> Targets {
     let mut directives = configured.to_owned();
     for target in PAYLOAD_LOGGERS {
         directives.push_str(&format!(",{target}=info"));
     }
-    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"))
+    directives.parse().unwrap_or_else(|_| {
+        Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_targets(PAYLOAD_LOGGERS.iter().map(|t| (*t, tracing::Level::INFO)))
+    })
 }
 
 pub fn init() {
@@ -35,13 +43,16 @@ pub fn init() {
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter(&configured))
-        .with_current_span(false)
-        .with_ansi(false)
-        .without_time() // CloudWatch stamps every line
-        .with_target(false)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .with_ansi(false)
+                .without_time() // CloudWatch stamps every line
+                .with_target(false)
+                .with_filter(filter(&configured)),
+        )
         .try_init();
 }
 
@@ -49,8 +60,25 @@ pub fn init() {
 mod tests {
     #[test]
     fn payload_loggers_are_capped_even_at_trace() {
-        let f = super::filter("trace").to_string();
-        assert!(f.contains("aws_smithy_runtime=info"), "{f}");
-        assert!(f.contains("trace"), "{f}");
+        use tracing::Level;
+        let f = super::filter("trace");
+        for target in super::PAYLOAD_LOGGERS {
+            let inner = format!("{target}::client::orchestrator");
+            assert!(!f.would_enable(&inner, &Level::DEBUG), "{target}");
+            assert!(f.would_enable(&inner, &Level::INFO), "{target}");
+        }
+        assert!(f.would_enable("integrations_core::app", &Level::TRACE));
+    }
+
+    #[test]
+    fn levels_and_targets_are_read_and_nonsense_is_info() {
+        use tracing::Level;
+        let f = super::filter("warn,integrations_core=debug");
+        assert!(f.would_enable("integrations_core::http", &Level::DEBUG));
+        assert!(!f.would_enable("tokio", &Level::INFO));
+        let f = super::filter("[span{field=1}]=nonsense");
+        assert!(f.would_enable("integrations_core", &Level::INFO));
+        assert!(!f.would_enable("integrations_core", &Level::DEBUG));
+        assert!(!f.would_enable("hyper", &Level::DEBUG));
     }
 }

@@ -11,6 +11,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
 
 /// Timeouts for the service's own calls (DynamoDB, KMS). Every call is bounded; API
@@ -24,10 +26,22 @@ pub fn service_timeouts() -> TimeoutConfig {
         .build()
 }
 
+/// The HTTPS client every SDK client uses: hyper with rustls on ring (the SDK's default
+/// would bring aws-lc). Every configuration must get it: a client without one fails its
+/// first call, so no path can fall back silently.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Loads the standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, ...)
 /// once per process, so the same binary runs against AWS, moto or LocalStack.
 pub async fn load_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
         .timeout_config(service_timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .load()

@@ -42,6 +42,7 @@ pub fn unique(prefix: &str) -> String {
 /// moto that enforces IAM, a dead or hanging port) takes every call.
 pub async fn sdk_for(endpoint: &str, key: &str, secret: &str) -> SdkConfig {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(integrations_core::aws::http_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(key, secret, None, None, "test"))
@@ -290,12 +291,16 @@ impl std::io::Write for LogWriter {
 pub fn capture_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            // The most verbose setting an operator could choose: trace, with the
-            // service's own caps on payload-carrying SDK targets.
-            .with_env_filter(integrations_core::telemetry::filter("trace"))
-            .with_writer(|| LogWriter)
+        use tracing_subscriber::prelude::*;
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(|| LogWriter)
+                    // The most verbose setting an operator could choose: trace, with the
+                    // service's own caps on payload-carrying SDK targets.
+                    .with_filter(integrations_core::telemetry::filter("trace")),
+            )
             .try_init();
     });
 }
