@@ -43,7 +43,7 @@ setup_pid=$!
 if [ -x "$REPO/target/debug/local-api" ]; then
   log "building the local API (cargo; only what changed is rebuilt)"
 else
-  log "building the local API for the first time: several minutes on 2 cores (cargo's progress follows); later runs take seconds"
+  log "building the local API for the first time: about 2.5 minutes on 2 cores (cargo's progress follows); later runs take seconds"
 fi
 cargo build -p local-harness --bin local-api
 if ! wait "$setup_pid"; then
