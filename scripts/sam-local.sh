@@ -8,9 +8,10 @@
 #   bash scripts/sam-local.sh serve   the whole API on http://127.0.0.1:$LOCAL_API_PORT
 #                                     (3000) through `sam local start-lambda`, until Ctrl-C
 #
-# Installs what it needs (Debian's docker.io and debootstrap, SAM CLI in the venv), starts dockerd if none runs (it stays up for the next run), builds the base
-# image once (a debootstrap rootfs, kept by tag; no container registry is used), and
-# stops what else it started. The functions are the workspace's own x86_64 debug binaries
+# Installs what it needs (Debian's docker.io and debootstrap, SAM CLI in the venv),
+# starts dockerd if none runs (it stays up for the next run), builds the base image once
+# (a debootstrap rootfs, kept by tag; no container registry is used), and stops what else
+# it started. The functions are the workspace's own x86_64 debug binaries
 # (scripts/sam_layout.py puts them where `sam build` would): the proof is the binaries,
 # the Runtime API loop, the wiring and the template's environment, not AWS's arm64
 # release build (scripts/package.sh).
