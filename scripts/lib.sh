@@ -268,17 +268,23 @@ check_glibc_floor() {
   [ "$worst" = ok ]
 }
 
+# test_result_counts LOG: "PASSED FAILED" summed over cargo's `test result:` lines.
+test_result_counts() {
+  awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1"
+}
+
 # users_day LOG: the user's-day suite (tests/tests/user_day.rs) against the stack that
 # IK_STACK_URL and friends name, from the workspace's test build (the same cargo selection
 # as the test run, so nothing is rebuilt). Fails unless exactly that one test ran.
 users_day() {
-  local out="$1" status ran
+  local out="$1" status ran passed failed
   set +e
   cargo test --workspace --all-targets -- --ignored --exact a_users_day_on_one_long_lived_stack \
     --test-threads=1 --nocapture 2>&1 | tee "$out"
   status=${PIPESTATUS[0]}
   set -e
-  ran="$(awk '/^test result:/ { n += $4 + $6 } END { print n + 0 }' "$out")"
+  read -r passed failed < <(test_result_counts "$out")
+  ran=$((passed + failed))
   if [ "$status" -eq 0 ] && [ "$ran" -ne 1 ]; then
     log "the user's day: exactly one test should have run, $ran did"
     echo "test result: FAILED. 0 passed; 1 failed; (the user's day did not run exactly once)" >>"$out"

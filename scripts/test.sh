@@ -48,7 +48,7 @@ at_least_one_failure() { # PASSED FAILED STATUS
 }
 count_one() { if [ "$2" -eq 0 ]; then echo "1 0"; else echo "0 1"; fi; }
 count_cargo() {
-  at_least_one_failure $(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1") "$2"
+  at_least_one_failure $(test_result_counts "$1") "$2"
 }
 count_checks() {
   at_least_one_failure "$(grep -c '^check ok: ' "$1" || true)" "$(grep -c '^check FAILED: ' "$1" || true)" "$2"
@@ -69,7 +69,7 @@ count_sam() {
   # OpenAPI check of the real binaries' responses.
   local inv day_p day_f oa
   inv="$(sed -n 's/^sam local invoke: \([0-9]*\) invocations.*/\1/p' "$1" | tail -1)"
-  read -r day_p day_f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1")
+  read -r day_p day_f < <(test_result_counts "$1")
   oa="$(grep -c '^openapi: spec valid' "$1" || true)"
   at_least_one_failure "$(( ${inv:-0} + day_p + oa ))" "$day_f" "$2"
 }
@@ -155,8 +155,6 @@ if [ "$prep_status" -ne 0 ]; then
   exit 1
 fi
 add_row "installs (in the background, during the build)" "$(cat "$REPO/.local/prepare.seconds")" 0 0 ok
-ensure_python_tools all
-ensure_dynamodb_local
 
 # ---- unit and end-to-end tests -----------------------------------------------------------
 stage "template checks" count_checks env LOCAL_ROUTES_CMD="$REPO/target/debug/local-api --routes" \
