@@ -88,12 +88,12 @@ def bootstrap(moto_url, dynamodb_url):
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("pk", "entity", "name_key", "sweep_pk", "sweep_at")],
+                              for n in ("pk", "view_pk", "view_sk", "sweep_pk", "sweep_at")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[{
-            "IndexName": "by_name",
-            "KeySchema": [{"AttributeName": "entity", "KeyType": "HASH"}, {"AttributeName": "name_key", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
+            "IndexName": "by_viewer",
+            "KeySchema": [{"AttributeName": "view_pk", "KeyType": "HASH"}, {"AttributeName": "view_sk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["labels"]},
         }, {
             "IndexName": "by_bucket_sweep",
             "KeySchema": [{"AttributeName": "sweep_pk", "KeyType": "HASH"}, {"AttributeName": "sweep_at", "KeyType": "RANGE"}],
@@ -101,8 +101,10 @@ def bootstrap(moto_url, dynamodb_url):
         }],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
-    key = session.client("kms", endpoint_url=moto_url).create_key()["KeyMetadata"]["Arn"]
-    return table, key
+    kms = session.client("kms", endpoint_url=moto_url)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    hmac = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["Arn"]
+    return table, key, hmac
 
 
 def event(name, n):
@@ -158,7 +160,7 @@ def main():
     moto_url, dynamodb_url, bin_dir = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 10
     warm = int(sys.argv[5]) if len(sys.argv) > 5 else 20
-    table, key = bootstrap(moto_url, dynamodb_url)
+    table, key, hmac = bootstrap(moto_url, dynamodb_url)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_ENDPOINT_URL": moto_url,
@@ -173,6 +175,7 @@ def main():
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         "TABLE_NAME": table,
         "KMS_KEY_ID": key,
+        "HMAC_KEY_ID": hmac,
         "RUST_LOG": "warn",
     }
     print("%-20s %10s %10s %10s %10s" % ("function", "init p50", "first", "warm p50", "peak RSS"))

@@ -85,6 +85,7 @@ cat >"$env_file" <<JSON
   "AWS_ENDPOINT_URL_DYNAMODB": "http://$bridge:$DYNAMODB_PORT",
   "TABLE_NAME": "$table",
   "KMS_KEY_ID": "$key",
+  "HMAC_KEY_ID": "$key-hmac",
   "RUST_LOG": "info"
 }}
 JSON

@@ -4,9 +4,11 @@
 
 use crate::app::connection::ConnectionTester;
 use crate::app::integrations::Integrations;
+use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::app::provisioning::{Provisioner, Settings};
 use crate::app::test_connection::TestConnection;
-use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore, kms::KmsSealer};
+use crate::aws::kms::{KmsKeyDeriver, KmsSealer};
+use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore};
 use crate::http::access::{configure, AccessConfig};
 use aws_config::SdkConfig;
 use std::sync::Arc;
@@ -25,6 +27,11 @@ pub fn env(name: &str) -> Result<String, String> {
 pub struct Config {
     pub table: String,
     pub kms_key_id: String,
+    /// The KMS HMAC key the service's own keys are derived from (page tokens,
+    /// idempotency fingerprints); only the create and manage functions need it.
+    pub hmac_key_id: Option<String>,
+    /// How long a page token stays valid.
+    pub page_token_ttl: Duration,
     pub provisioning: Settings,
     /// How long audit events are kept.
     pub audit_retention: Duration,
@@ -33,12 +40,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// `TABLE_NAME`, `KMS_KEY_ID`, the provisioning settings, `AUDIT_RETENTION_DAYS`,
-    /// `GROUPS_CLAIM` and `ADMIN_GROUP`.
+    /// `TABLE_NAME`, `KMS_KEY_ID`, `HMAC_KEY_ID`, `PAGE_TOKEN_TTL_SECONDS`, the
+    /// provisioning settings, `AUDIT_RETENTION_DAYS`, `GROUPS_CLAIM` and `ADMIN_GROUP`.
     pub fn from_env() -> Result<Self, String> {
         Ok(Config {
             table: env("TABLE_NAME")?,
             kms_key_id: env("KMS_KEY_ID")?,
+            hmac_key_id: env("HMAC_KEY_ID").ok(),
+            page_token_ttl: page_token_ttl()?,
             provisioning: provisioning_settings()?,
             audit_retention: audit_retention()?,
             access: AccessConfig::from_env()?,
@@ -59,6 +68,22 @@ pub fn audit_retention() -> Result<Duration, String> {
                 "AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 3650".into()
             }),
         _ => Ok(crate::aws::dynamo::DEFAULT_AUDIT_RETENTION),
+    }
+}
+
+/// `PAGE_TOKEN_TTL_SECONDS` (default 3600, at most a day).
+pub fn page_token_ttl() -> Result<Duration, String> {
+    match std::env::var("PAGE_TOKEN_TTL_SECONDS") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=86_400).contains(s))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                "PAGE_TOKEN_TTL_SECONDS must be a whole number of seconds from 1 to 86400".into()
+            }),
+        _ => Ok(DEFAULT_TOKEN_TTL),
     }
 }
 
@@ -91,6 +116,25 @@ fn integrations_on(store: Arc<DynamoStore>, service: &SdkConfig, config: &Config
     Integrations::new(store, sealer)
 }
 
+/// The same, with the service keys: for the functions that list or create (the others
+/// never link the GenerateMac call).
+fn integrations_with_keys(
+    store: Arc<DynamoStore>,
+    service: &SdkConfig,
+    config: &Config,
+) -> Result<Integrations, String> {
+    let key_id = config
+        .hmac_key_id
+        .as_deref()
+        .ok_or("environment variable HMAC_KEY_ID must be set")?;
+    let deriver = Arc::new(KmsKeyDeriver::new(
+        aws_sdk_kms::Client::new(service),
+        key_id,
+    ));
+    Ok(integrations_on(store, service, config)
+        .with_keys(Arc::new(ServiceKeys::new(deriver, config.page_token_ttl))))
+}
+
 fn test_connection_on(integrations: Integrations, account: Arc<CustomerAccount>) -> TestConnection {
     TestConnection {
         integrations,
@@ -117,15 +161,15 @@ impl Services {
     /// `service` reaches the service's own table and key; `customer` is the base
     /// configuration for calls made with users' credentials (STS, S3). In AWS both are
     /// the same; tests point the second at an IAM-enforcing emulator.
-    pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Self {
+    pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Result<Self, String> {
         let store = store(service, config);
-        let integrations = integrations_on(store.clone(), service, config);
+        let integrations = integrations_with_keys(store.clone(), service, config)?;
         let account = Arc::new(CustomerAccount::new(customer));
-        Services {
+        Ok(Services {
             test_connection: test_connection_on(integrations.clone(), account.clone()),
             provisioner: provisioner_on(integrations.clone(), store, account, config),
             integrations,
-        }
+        })
     }
 }
 
@@ -133,12 +177,13 @@ impl Services {
 /// settings from the environment.
 pub fn integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
     let config = Config::from_env()?;
-    Ok(integrations_on(store(sdk, &config), sdk, &config))
+    integrations_with_keys(store(sdk, &config), sdk, &config)
 }
 
 /// The test-connection function's use case (see [`integrations_from_env`]).
 pub fn test_connection_from_env(sdk: &SdkConfig) -> Result<TestConnection, String> {
-    let integrations = integrations_from_env(sdk)?;
+    let config = Config::from_env()?;
+    let integrations = integrations_on(store(sdk, &config), sdk, &config);
     Ok(test_connection_on(
         integrations,
         Arc::new(CustomerAccount::new(sdk)),

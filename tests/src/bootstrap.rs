@@ -9,6 +9,8 @@ use integrations_core::aws::dynamo::create_table;
 pub struct Stack {
     pub table: String,
     pub kms_key_id: String,
+    /// The HMAC key (GENERATE_VERIFY_MAC) the service's own keys derive from.
+    pub hmac_key_id: String,
     pub stream_arn: Option<String>,
 }
 
@@ -35,35 +37,58 @@ pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Sta
     } else {
         format!("alias/{key_alias}")
     };
-    let known = kms.describe_key().key_id(&alias).send().await;
-    if known.is_err() {
-        let k = kms
-            .create_key()
-            .description("InfraKitchen integration secrets (local)")
+    let arn = ensure_key(&kms, &alias, KeyKind::Encrypt).await?;
+    let hmac_arn = ensure_key(&kms, &format!("{alias}-hmac"), KeyKind::Hmac).await?;
+    Ok(Stack {
+        table: table.to_owned(),
+        kms_key_id: arn,
+        hmac_key_id: hmac_arn,
+        stream_arn,
+    })
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Encrypt,
+    Hmac,
+}
+
+/// The key behind `alias`, created if missing; its ARN, as the deployed stack passes it.
+async fn ensure_key(
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+    kind: KeyKind,
+) -> Result<String, BoxError> {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    if kms.describe_key().key_id(alias).send().await.is_err() {
+        let req = match kind {
+            KeyKind::Encrypt => kms
+                .create_key()
+                .description("InfraKitchen integration secrets (local)"),
+            KeyKind::Hmac => kms
+                .create_key()
+                .description("InfraKitchen service keys: page tokens, fingerprints (local)")
+                .key_spec(KeySpec::Hmac256)
+                .key_usage(KeyUsageType::GenerateVerifyMac),
+        };
+        let key_id = req
             .send()
-            .await?;
-        let key_id = k
+            .await?
             .key_metadata
             .map(|m| m.key_id)
             .ok_or("CreateKey returned no key")?;
         kms.create_alias()
-            .alias_name(&alias)
+            .alias_name(alias)
             .target_key_id(&key_id)
             .send()
             .await?;
     }
-    // Resolve the alias to the key ARN, as the deployed stack passes the key ARN.
-    let arn = kms
+    Ok(kms
         .describe_key()
-        .key_id(&alias)
+        .key_id(alias)
         .send()
         .await?
         .key_metadata
         .and_then(|m| m.arn)
-        .ok_or("DescribeKey returned no ARN")?;
-    Ok(Stack {
-        table: table.to_owned(),
-        kms_key_id: arn,
-        stream_arn,
-    })
+        .ok_or("DescribeKey returned no ARN")?)
 }

@@ -29,11 +29,13 @@ pub fn functions(
     let config = integrations_core::wiring::Config {
         table: stack.table.clone(),
         kms_key_id: stack.kms_key_id.clone(),
+        hmac_key_id: Some(stack.hmac_key_id.clone()),
+        page_token_ttl: integrations_core::wiring::page_token_ttl()?,
         provisioning: integrations_core::wiring::provisioning_settings()?,
         audit_retention: integrations_core::wiring::audit_retention()?,
         access: local_access(),
     };
-    Ok(Arc::new(Functions::new(sdk, user_sdk, &config)))
+    Ok(Arc::new(Functions::new(sdk, user_sdk, &config)?))
 }
 
 /// The local stack's admin group: the gateway's admin token carries it.

@@ -116,14 +116,21 @@ async fn full_lifecycle_create_get_list_update_rotate_delete() {
     );
     let reused = env.post("/integrations/aws", &form("aws-prod")).await;
     assert_eq!(reused.status, 201, "guard was removed with the record");
-    // Beside the audit trail (H# items, kept after a delete until their TTL).
-    let items: Vec<_> = env
-        .raw_items()
-        .await
-        .into_iter()
-        .filter(|i| !i["pk"].as_s().unwrap().starts_with("H#"))
-        .collect();
-    assert_eq!(items.len(), 4, "two records and two guards remain");
+    // Beside the audit trail (H# items, kept after a delete until their TTL) and the
+    // visibility entries (V#, two per record here: its owner's and an admin shard's).
+    let items = env.raw_items().await;
+    let kinds = |prefix: &str| {
+        items
+            .iter()
+            .filter(|i| i["pk"].as_s().unwrap().starts_with(prefix))
+            .count()
+    };
+    assert_eq!(
+        (kinds("I#"), kinds("N#"), kinds("V#")),
+        (2, 2, 4),
+        "two records, their guards and entries remain"
+    );
+    assert_eq!(items.len(), 8 + kinds("H#"));
 }
 
 async fn raw_ciphertext(env: &TestEnv, id: &str) -> Vec<u8> {
@@ -354,7 +361,7 @@ async fn duplicate_names_conflict_sequentially_and_under_concurrency() {
         .count();
     let race_guards = items
         .iter()
-        .filter(|i| i["pk"].as_s().unwrap() == "N#race")
+        .filter(|i| *i["pk"].as_s().unwrap() == format!("N#{PRINCIPAL}#race"))
         .count();
     assert_eq!((race_records, race_guards), (1, 1));
 }
@@ -857,9 +864,10 @@ async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() 
     let ddb = aws_sdk_dynamodb::Client::new(&env.sdk);
     let table = env.stack.table.clone();
     let store = DynamoStore::new(ddb.clone(), &table);
+    // Guards are per owner: `N#<owner>#<lower-cased name>`.
     let guard_of = |name: &str| {
         let (ddb, table) = (ddb.clone(), table.clone());
-        let key = format!("N#{name}");
+        let key = format!("N#{PRINCIPAL}#{name}");
         async move {
             ddb.get_item()
                 .table_name(table)
@@ -875,7 +883,7 @@ async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() 
     };
     let drop_guard = |name: &str| {
         let (ddb, table) = (ddb.clone(), table.clone());
-        let key = format!("N#{name}");
+        let key = format!("N#{PRINCIPAL}#{name}");
         async move {
             ddb.delete_item()
                 .table_name(table)
@@ -942,7 +950,7 @@ async fn records_without_their_name_guard_can_be_renamed_deleted_and_repaired() 
     drop_guard("unguarded-e").await;
     ddb.put_item()
         .table_name(&table)
-        .item("pk", AttributeValue::S("N#ghost".into()))
+        .item("pk", AttributeValue::S(format!("N#{PRINCIPAL}#ghost")))
         .item(
             "integration_id",
             AttributeValue::S("01J00000000000000000000000".into()),

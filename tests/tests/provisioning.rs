@@ -751,11 +751,15 @@ fn impatient_provisioner(env: &TestEnv) -> integrations_core::app::provisioning:
     let config = integrations_core::wiring::Config {
         table: env.stack.table.clone(),
         kms_key_id: env.stack.kms_key_id.clone(),
+        hmac_key_id: Some(env.stack.hmac_key_id.clone()),
+        page_token_ttl: integrations_core::wiring::page_token_ttl().unwrap(),
         audit_retention: integrations_core::wiring::audit_retention().unwrap(),
         access: local_harness::local_access(),
         provisioning: settings,
     };
-    integrations_core::wiring::Services::new(&env.sdk, &env.sdk, &config).provisioner
+    integrations_core::wiring::Services::new(&env.sdk, &env.sdk, &config)
+        .unwrap()
+        .provisioner
 }
 
 /// Issue 8 item 3: a bucket whose stream event was lost stays `pending`; a retry

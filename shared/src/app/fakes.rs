@@ -6,10 +6,33 @@
 //! layer's own parsers, so tests never depend on how the domain types are spelled.
 
 mod account;
+pub mod contract;
 mod store;
 
 pub(crate) use account::{aws_error, Call, FakeAccount, TEMP_KEY_ID, USER_ARN};
-pub(crate) use store::{MemoryStore, Op};
+pub use store::{MemoryStore, Op};
+
+/// A key deriver with one fixed root key, as KMS GenerateMac under one HMAC key is:
+/// the same label gives the same bytes.
+#[derive(Debug, Clone)]
+pub struct FixedKeys(pub [u8; 32]);
+
+impl Default for FixedKeys {
+    fn default() -> Self {
+        FixedKeys([42; 32])
+    }
+}
+
+#[async_trait]
+impl crate::ports::KeyDeriver for FixedKeys {
+    async fn derive(&self, label: &str) -> Result<secrecy::SecretBox<[u8; 32]>> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let tag = ring::hmac::sign(&key, label.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(secrecy::SecretBox::new(Box::new(out)))
+    }
+}
 
 use crate::domain::{Integration, IntegrationPatch, NewIntegration, Sealed};
 use crate::error::{Dependency, Error, Result};
@@ -24,6 +47,8 @@ pub(crate) const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 pub(crate) const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// A valid create form: these fields over a minimal valid body (`null` removes one).
+/// Unit tests only: it parses through the HTTP layer, which the fakes otherwise never use.
+#[cfg(test)]
 /// Panics on an invalid form: a test that builds one means to.
 pub(crate) fn form(fields: Value) -> NewIntegration {
     let mut body = json!({
@@ -47,6 +72,7 @@ pub(crate) fn form(fields: Value) -> NewIntegration {
 }
 
 /// A PATCH body as `Integrations::update` takes it: parsed against the current record.
+#[cfg(test)]
 pub(crate) fn patch(body: Value) -> impl FnOnce(&Integration) -> Result<IntegrationPatch> {
     move |current| {
         crate::http::input::parse_patch(body.to_string().as_bytes(), &current.aws_account_id)

@@ -1,6 +1,7 @@
 //! Use cases for integrations: create, read, list, update, delete, record a test,
 //! request a state bucket.
 
+use crate::app::keys::{hex, ServiceKeys, TokenBinding};
 use crate::domain::{
     check_external_id_needs_role, AuditEvent, Caller, Integration, IntegrationId, IntegrationName,
     IntegrationPatch, NewIntegration, StateBucket, Timestamp, Visibility,
@@ -8,7 +9,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::ports::{
     CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext, SecretSealer,
-    WriteOutcome,
+    ViewQuery, WriteOutcome,
 };
 use secrecy::SecretString;
 
@@ -20,13 +21,26 @@ use std::sync::Arc;
 pub struct Integrations {
     store: Arc<dyn IntegrationStore>,
     sealer: Arc<dyn SecretSealer>,
+    /// Page tokens and idempotency fingerprints; only the functions that list or create
+    /// get them (the others link no MAC client).
+    keys: Option<Arc<ServiceKeys>>,
 }
 
-/// A caller's idempotency key for a create, with a fingerprint of the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A caller's idempotency key for a create, with the SHA-256 of the request body. The
+/// digest is of a body holding a secret: it is keyed before it is stored, and never
+/// shown (Debug prints the key only).
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdempotencyRequest {
     pub key: String,
-    pub fingerprint: String,
+    pub body_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for IdempotencyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdempotencyRequest")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A create's result: a new integration, or the response of the create this request
@@ -60,7 +74,22 @@ const UPDATE_ATTEMPTS: usize = 3;
 
 impl Integrations {
     pub fn new(store: Arc<dyn IntegrationStore>, sealer: Arc<dyn SecretSealer>) -> Self {
-        Self { store, sealer }
+        Self {
+            store,
+            sealer,
+            keys: None,
+        }
+    }
+
+    pub fn with_keys(mut self, keys: Arc<ServiceKeys>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    fn keys(&self) -> Result<&ServiceKeys> {
+        self.keys
+            .as_deref()
+            .ok_or_else(|| Error::internal("this function was built without the service keys"))
     }
 
     /// Creates an integration. With an idempotency key (scoped to the caller), a retry of
@@ -113,7 +142,8 @@ impl Integrations {
             None => None,
             Some(k) => Some(Idempotency {
                 key: format!("{}#{}", who.id, k.key),
-                fingerprint: k.fingerprint,
+                fingerprint: self.keys()?.fingerprint(&k.body_sha256).await?,
+                legacy_fingerprint: Some(hex(&k.body_sha256)),
                 response: serde_json::to_string(&integration.view())
                     .map_err(|e| Error::internal_from("serialising the view", e))?,
             }),
@@ -165,10 +195,35 @@ impl Integrations {
         }
     }
 
-    /// A page of the integrations this caller may see (whatever `visible_to` it brings).
-    pub async fn list(&self, who: &Caller, mut query: ListQuery) -> Result<Page> {
-        query.visible_to = Visibility::of(who);
-        self.store.list(&query).await
+    /// A page of the integrations this caller may see. The token is opaque: it holds a
+    /// position in this caller's own listing, sealed for this caller and query.
+    pub async fn list(&self, who: &Caller, query: ListQuery) -> Result<Page> {
+        let binding = TokenBinding {
+            caller: who,
+            label: query.label.as_deref(),
+            limit: query.limit,
+        };
+        let after = match &query.next_token {
+            Some(t) => Some(self.keys()?.open(t, &binding).await?),
+            None => None,
+        };
+        let page = self
+            .store
+            .list(&ViewQuery {
+                visible_to: Visibility::of(who),
+                label: query.label.clone(),
+                limit: query.limit,
+                after,
+            })
+            .await?;
+        let next_token = match page.last.as_ref().filter(|_| page.more) {
+            Some(last) => Some(self.keys()?.seal(last, &binding).await?),
+            None => None,
+        };
+        Ok(Page {
+            items: page.items,
+            next_token,
+        })
     }
 
     fn check_precondition(current: &Integration, pre: Precondition) -> Result<()> {

@@ -85,3 +85,41 @@ impl SecretSealer for KmsSealer {
         Ok(SecretString::from(text))
     }
 }
+
+/// `KeyDeriver` on KMS: GenerateMac (HMAC-SHA-256) of the label under the platform's
+/// HMAC key. The key never leaves KMS; the MAC of a fixed label is the derived key.
+pub struct KmsKeyDeriver {
+    client: Client,
+    key_id: String,
+}
+
+impl KmsKeyDeriver {
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::KeyDeriver for KmsKeyDeriver {
+    async fn derive(&self, label: &str) -> Result<secrecy::SecretBox<[u8; 32]>> {
+        let out = self
+            .client
+            .generate_mac()
+            .key_id(&self.key_id)
+            .mac_algorithm(aws_sdk_kms::types::MacAlgorithmSpec::HmacSha256)
+            .message(Blob::new(label.as_bytes()))
+            .send()
+            .await
+            .map_err(|e| super::unavailable(Dependency::Kms, "GenerateMac", e))?;
+        let mac = out
+            .mac
+            .ok_or_else(|| crate::error::Error::internal("KMS GenerateMac returned no MAC"))?;
+        let bytes: [u8; 32] = mac.as_ref().try_into().map_err(|_| {
+            crate::error::Error::internal("KMS GenerateMac returned no 32-byte MAC")
+        })?;
+        Ok(secrecy::SecretBox::new(Box::new(bytes)))
+    }
+}

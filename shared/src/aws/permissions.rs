@@ -11,12 +11,14 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
     (
         "create-integration",
         &[
-            // The record, its name guard, the idempotency key and the audit event (one
-            // transaction of puts); the replay of an idempotent create.
+            // The record, its name guard, its visibility entries, the idempotency key and
+            // the audit event (one transaction of puts); the replay of an idempotent create.
             "dynamodb:PutItem",
             "dynamodb:GetItem",
             // Seals the secret; never opens it.
             "kms:Encrypt",
+            // Derives the idempotency fingerprint key (once per process).
+            "kms:GenerateMac",
         ],
     ),
     (
@@ -28,10 +30,14 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "dynamodb:PutItem",
-            // Listing by name and reading the history (indexes).
+            // Listing (the caller's partitions of the visibility index) and reading the
+            // history (indexes); the listed records themselves, in one batch.
             "dynamodb:Query",
+            "dynamodb:BatchGetItem",
             // Key rotation seals the new secret.
             "kms:Encrypt",
+            // Derives the page token key (once per process).
+            "kms:GenerateMac",
         ],
     ),
     (

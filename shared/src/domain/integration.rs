@@ -84,6 +84,30 @@ impl Integration {
     }
 }
 
+/// Where a listing stands. Lists are sorted by the lower-cased name, then by id (two
+/// owners may use one name), so a position is both; the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListPosition {
+    pub name_key: String,
+    pub id: IntegrationId,
+}
+
+impl ListPosition {
+    pub fn of(i: &Integration) -> Self {
+        ListPosition {
+            name_key: i.name_key(),
+            id: i.id.clone(),
+        }
+    }
+}
+
+impl Integration {
+    /// The name as names are compared: unique per owner, ignoring case.
+    pub fn name_key(&self) -> String {
+        self.name.as_str().to_lowercase()
+    }
+}
+
 /// What callers see: no secret, no ciphertext, the key id masked.
 #[derive(Debug, Serialize)]
 pub struct IntegrationView<'a> {

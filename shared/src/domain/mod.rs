@@ -12,6 +12,6 @@ pub use access::{Caller, CallerKind, Visibility};
 pub use audit::{AuditAction, AuditEvent, Change};
 pub use bucket::{backend_block, BucketStatus, StateBucket};
 pub use integration::{
-    Integration, IntegrationPatch, IntegrationView, LastTest, NewIntegration, Sealed,
+    Integration, IntegrationPatch, IntegrationView, LastTest, ListPosition, NewIntegration, Sealed,
 };
 pub use values::*;

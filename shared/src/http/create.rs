@@ -23,9 +23,10 @@ pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body>
 /// 201 with the new integration (or, for a retry under the same idempotency key, the
 /// first response again, marked `Idempotent-Replayed: true`).
 async fn create(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
+    // Parsed strictly first: a body with a member twice is refused before anything reads it.
     let body = json_body(&req)?;
-    let key = idempotency_key(&req, body)?;
-    let form = input::parse_new(body)?;
+    let key = idempotency_key(&req, body.raw)?;
+    let form = input::new_form(&body.object)?;
     let (mut resp, id, revision) = match svc.create(&who, form, key).await? {
         Created::New(i) => (
             json(StatusCode::CREATED, &i.view())?,

@@ -2,6 +2,7 @@
 //! type (the rules live in the types) and every violation is reported at once, named by
 //! its JSON field, so a person can fix the whole form in one go.
 
+use super::json::JsonObject;
 use crate::domain::{
     check_external_id_needs_role, AccessKeyId, AccountId, Description, ExternalId, GroupName,
     IntegrationName, IntegrationPatch, Label, NewIntegration, Region, RoleName, SecretAccessKey,
@@ -24,19 +25,6 @@ pub const FIELDS: &[&str] = &[
     "create_state_bucket",
     "shared_with",
 ];
-
-/// Parses a JSON request body into an object, naming `body` when it is not one.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::validation("body", "a JSON object is required"));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::validation("body", "must be a JSON object")),
-        // serde_json's message names line and column but never echoes the input.
-        Err(e) => Err(Error::validation("body", format!("is not valid JSON: {e}"))),
-    }
-}
 
 /// Groups one integration may be shared with.
 pub const MAX_SHARED_WITH: usize = 20;
@@ -253,25 +241,37 @@ fn given_region(map: &Map<String, Value>, absent_is_default: bool) -> Option<Reg
     }
 }
 
-/// The create / test-connection form.
+/// The create / test-connection form from raw bytes (for tests and the in-memory fakes;
+/// routes read `request::json_body` and call `new_form`).
 pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
-    let map = json_object(body)?;
-    let mut c = Checker::new(&map);
+    new_form(&JsonObject::parse(body)?)
+}
+
+/// A PATCH body from raw bytes (for tests and the in-memory fakes; routes call
+/// `patch_form`).
+pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<IntegrationPatch, Error> {
+    patch_form(&JsonObject::parse(body)?, current_account)
+}
+
+/// The create / test-connection form.
+pub fn new_form(body: &JsonObject) -> Result<NewIntegration, Error> {
+    let map = body.members();
+    let mut c = Checker::new(map);
     let name = c.check_str("name", IntegrationName::parse);
-    let name = c.required("name", name, has(&map, "name"));
+    let name = c.required("name", name, has(map, "name"));
     let description = c.check_str("description", Description::parse);
     let labels = c.labels().map(Option::unwrap_or_default);
     let account = c.check_str("aws_account_id", AccountId::parse);
-    let account = c.required("aws_account_id", account, has(&map, "aws_account_id"));
+    let account = c.required("aws_account_id", account, has(map, "aws_account_id"));
     let key_id = c.check_str("aws_access_key_id", AccessKeyId::parse);
-    let key_id = c.required("aws_access_key_id", key_id, has(&map, "aws_access_key_id"));
+    let key_id = c.required("aws_access_key_id", key_id, has(map, "aws_access_key_id"));
     let secret = c.check_str("aws_secret_access_key", SecretAccessKey::parse);
     let secret = c.required(
         "aws_secret_access_key",
         secret,
-        has(&map, "aws_secret_access_key"),
+        has(map, "aws_secret_access_key"),
     );
-    let in_region = given_region(&map, true);
+    let in_region = given_region(map, true);
     let role = c.check_str("aws_assumed_role_name", |r| {
         RoleName::parse_in(r, account.as_ref(), in_region.as_ref())
     });
@@ -316,9 +316,12 @@ pub fn parse_new(body: &[u8]) -> Result<NewIntegration, Error> {
 
 /// A PATCH body: any subset of the fields; `null` clears an optional one.
 /// `current_account` lets an unchanged `aws_account_id` through.
-pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<IntegrationPatch, Error> {
-    let map = json_object(body)?;
-    let mut c = Checker::new(&map);
+pub fn patch_form(
+    body: &JsonObject,
+    current_account: &AccountId,
+) -> Result<IntegrationPatch, Error> {
+    let map = body.members();
+    let mut c = Checker::new(map);
     let mut patch = IntegrationPatch::default();
 
     if let Some(v) = map.get("aws_account_id") {
@@ -329,7 +332,7 @@ pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<Integrati
             );
         }
     }
-    let present = |f: &str| has(&map, f);
+    let present = |f: &str| has(map, f);
     match c.check_str("name", IntegrationName::parse) {
         Some(Some(n)) => patch.name = Some(n),
         Some(None) if present("name") => c.fail("name", "must not be null"),
@@ -345,7 +348,7 @@ pub fn parse_patch(body: &[u8], current_account: &AccountId) -> Result<Integrati
     if present("aws_assumed_role_name") {
         // The stored region is not known here: a pasted ARN's partition is checked against
         // the region only when the same PATCH sets it.
-        let in_region = given_region(&map, false);
+        let in_region = given_region(map, false);
         patch.aws_assumed_role_name = c.check_str("aws_assumed_role_name", |r| {
             RoleName::parse_in(r, Some(current_account), in_region.as_ref())
         });

@@ -8,7 +8,7 @@ use super::response::{json, with_etag};
 use super::routes::{dispatch_with_public, Routes};
 use super::setup_page;
 use crate::app::integrations::Integrations;
-use crate::domain::{Caller, Label, Visibility};
+use crate::domain::{Caller, Label};
 use crate::error::FieldError;
 use crate::ports::{HistoryQuery, ListQuery};
 use http::StatusCode;
@@ -39,7 +39,7 @@ pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body>
 }
 
 async fn list(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
-    let page = svc.list(&who, list_query(&req, &who)?).await?;
+    let page = svc.list(&who, list_query(&req)?).await?;
     let items: Vec<_> = page.items.iter().map(|i| i.view()).collect();
     json(
         StatusCode::OK,
@@ -55,10 +55,11 @@ async fn get(svc: &Integrations, who: Caller, req: Request) -> Result<Response<B
 async fn update(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let id = path_id(&req)?;
     let pre = precondition(&req)?;
+    // Parsed strictly before the record is read; its fields are checked against it.
     let body = json_body(&req)?;
     let i = svc
         .update(&who, &id, pre, |current| {
-            input::parse_patch(body, &current.aws_account_id)
+            input::patch_form(&body.object, &current.aws_account_id)
         })
         .await?;
     Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))
@@ -113,7 +114,7 @@ fn limit(req: &Request, errors: &mut Vec<FieldError>) -> usize {
 }
 
 /// `?limit=1..100&label=<label>&next_token=<token>`; every bad parameter named at once.
-fn list_query(req: &Request, who: &Caller) -> Result<ListQuery, ApiError> {
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let mut errors = Vec::new();
     let limit = limit(req, &mut errors);
     // Normalised as stored labels are, so `?label=Prod` finds `prod`.
@@ -132,6 +133,5 @@ fn list_query(req: &Request, who: &Caller) -> Result<ListQuery, ApiError> {
         limit,
         // `?next_token=` (empty) is the first page, as if absent.
         next_token: query(req, "next_token").filter(|t| !t.is_empty()),
-        visible_to: Visibility::of(who),
     })
 }

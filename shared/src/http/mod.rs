@@ -6,6 +6,7 @@ pub mod access;
 pub mod create;
 pub mod error;
 pub mod input;
+pub mod json;
 pub mod manage;
 pub mod problem;
 pub mod request;

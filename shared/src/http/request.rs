@@ -2,7 +2,9 @@
 //! parameters, `If-Match`, `Idempotency-Key` and a JSON body.
 
 use super::error::ApiError;
+use super::json::{echoed_name, JsonObject};
 use crate::app::integrations::{IdempotencyRequest, Precondition};
+use crate::error::{Error, FieldError};
 use http::header::{CONTENT_TYPE, IF_MATCH};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -27,11 +29,53 @@ pub fn path_id(req: &Request) -> Result<String, ApiError> {
         })
 }
 
-/// A query string parameter (the first, if repeated).
+/// A query string parameter. `routes::dispatch` has refused the request if the parameter
+/// is repeated or not one the route declares.
 pub fn query(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|p| p.first(name))
         .map(str::to_owned)
+}
+
+/// Refuses query parameters the route does not read (`?lable=prod` would otherwise list
+/// everything) and repeated ones (which copy counts is a guess a proxy may make
+/// differently), every one named at once. lambda_http reads API Gateway's
+/// `rawQueryString`, so repeats are seen as such, not joined with commas.
+pub fn strict_query(req: &Request, accepted: &[&str]) -> Result<(), ApiError> {
+    let Some(params) = req.query_string_parameters_ref() else {
+        return Ok(());
+    };
+    // Sorted, so the errors come in a stable order.
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for (name, _) in params.iter() {
+        *counts.entry(name).or_default() += 1;
+    }
+    let errors: Vec<FieldError> = counts
+        .into_iter()
+        .filter_map(|(name, n)| {
+            let message = if !accepted.contains(&name) {
+                if accepted.is_empty() {
+                    "is not a query parameter of this route, which takes none".to_owned()
+                } else {
+                    format!(
+                        "is not a query parameter of this route, which takes {}",
+                        accepted.join(", ")
+                    )
+                }
+            } else if n > 1 {
+                format!("is repeated ({n} times): send it once")
+            } else {
+                return None;
+            };
+            // Bounded: the name is the caller's text.
+            Some(FieldError::new(echoed_name(name), message))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors).into())
+    }
 }
 
 /// `If-Match: "3"` (or `W/"3"`, or `*`).
@@ -57,13 +101,19 @@ pub fn precondition(req: &Request) -> Result<Precondition, ApiError> {
         .ok_or_else(bad)
 }
 
-/// The request body, if it is declared as JSON (`application/json` or `+json`, any
-/// parameters). An empty body needs no declaration: the route's own validation names
-/// what is missing.
-pub fn json_body(req: &Request) -> Result<&[u8], ApiError> {
+/// A JSON request body: its bytes as sent, and the one object they hold.
+pub struct JsonBody<'a> {
+    pub raw: &'a [u8],
+    pub object: JsonObject,
+}
+
+/// The request body, declared as JSON (`application/json` or `+json`, any parameters) and
+/// parsed strictly (`json`: one object, no member twice at any depth) before anything
+/// else reads it. An empty body needs no declaration: it is refused as field `body`.
+pub fn json_body(req: &Request) -> Result<JsonBody<'_>, ApiError> {
     let body: &[u8] = req.body();
     if body.is_empty() {
-        return Ok(body);
+        return Err(Error::validation("body", "a JSON object is required").into());
     }
     let declared = req
         .headers()
@@ -80,7 +130,10 @@ pub fn json_body(req: &Request) -> Result<&[u8], ApiError> {
             || (media.starts_with("application/") && media.ends_with("+json"))
     });
     if is_json {
-        Ok(body)
+        Ok(JsonBody {
+            raw: body,
+            object: JsonObject::parse(body)?,
+        })
     } else {
         // Bounded: the header is the caller's, echoed in the detail.
         let got = declared.map(|ct| ct.chars().take(100).collect());
@@ -88,8 +141,9 @@ pub fn json_body(req: &Request) -> Result<&[u8], ApiError> {
     }
 }
 
-/// `Idempotency-Key: <1-255 visible ASCII characters>`, with a SHA-256 fingerprint of
-/// the body (the fingerprint reveals nothing of the secret in it).
+/// `Idempotency-Key: <1-255 visible ASCII characters>`, with the body's SHA-256 (the
+/// use case keys it before anything is stored: an unkeyed hash of a body holding a
+/// secret could be checked against guesses).
 pub fn idempotency_key(req: &Request, body: &[u8]) -> Result<Option<IdempotencyRequest>, ApiError> {
     use sha2::Digest as _;
     let Some(raw) = req.headers().get("idempotency-key") else {
@@ -106,10 +160,8 @@ pub fn idempotency_key(req: &Request, body: &[u8]) -> Result<Option<IdempotencyR
                 "must be 1 to 255 visible ASCII characters, e.g. a UUID",
             )
         })?;
-    let digest = sha2::Sha256::digest(body);
-    let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Some(IdempotencyRequest {
         key: key.to_owned(),
-        fingerprint,
+        body_sha256: sha2::Sha256::digest(body).into(),
     }))
 }

@@ -4,6 +4,7 @@
 
 use super::access::caller;
 use super::error::ApiError;
+use super::request::strict_query;
 use crate::domain::Caller;
 use futures::future::BoxFuture;
 use lambda_http::request::RequestContext;
@@ -49,6 +50,11 @@ pub struct Route {
     /// Served without an authorizer: only the setup page and its assets, which a browser
     /// fetches by navigating (no bearer token) and which hold no data.
     pub public: bool,
+    /// The query parameters the route reads. `dispatch` refuses any other, and any given
+    /// twice, before the handler runs, so no route can forget the check. Public routes
+    /// ignore their query string: they are pages a browser navigates to (with whatever
+    /// tracking or cache-busting parameters a link adds), and they read none.
+    pub query: &'static [&'static str],
 }
 
 impl Route {
@@ -59,13 +65,20 @@ impl Route {
     pub fn path(&self) -> &'static str {
         self.key.split_once(' ').map_or("", |(_, p)| p)
     }
+
+    /// The route with the query parameters it reads.
+    const fn with_query(self, query: &'static [&'static str]) -> Route {
+        Route { query, ..self }
+    }
 }
 
+/// A route that takes no query parameters (see `Route::query`).
 const fn route(key: &'static str, function: Function) -> Route {
     Route {
         key,
         function,
         public: false,
+        query: &[],
     }
 }
 
@@ -75,13 +88,28 @@ const fn page(key: &'static str, function: Function) -> Route {
         key,
         function,
         public: true,
+        query: &[],
     }
 }
+
+/// The list's parameters (read in `manage::list_query`).
+pub const LIST_QUERY: &[&str] = &["label", "limit", "next_token"];
+/// The audit trail's parameters (read in `manage::history`).
+pub const HISTORY_QUERY: &[&str] = &["limit", "next_token"];
+/// The setup guide's values (read in `setup_policies::inputs`).
+pub const SETUP_POLICIES_QUERY: &[&str] = &[
+    "aws_account_id",
+    "user_arn",
+    "role_name",
+    "external_id",
+    "bucket_name",
+    "region",
+];
 
 /// Every route of the HTTP API.
 pub const ROUTES: &[Route] = &[
     route("POST /integrations/aws", Function::CreateIntegration),
-    route("GET /integrations/aws", Function::ManageIntegrations),
+    route("GET /integrations/aws", Function::ManageIntegrations).with_query(LIST_QUERY),
     route("GET /integrations/aws/{id}", Function::ManageIntegrations),
     route("PATCH /integrations/aws/{id}", Function::ManageIntegrations),
     route(
@@ -91,7 +119,8 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET /integrations/aws/{id}/history",
         Function::ManageIntegrations,
-    ),
+    )
+    .with_query(HISTORY_QUERY),
     route(
         "POST /integrations/aws/test-connection",
         Function::TestConnection,
@@ -103,7 +132,8 @@ pub const ROUTES: &[Route] = &[
     route(
         "GET /integrations/aws/setup-policies",
         Function::TestConnection,
-    ),
+    )
+    .with_query(SETUP_POLICIES_QUERY),
     route(
         "POST /integrations/aws/{id}/state-bucket",
         Function::ProvisionBucket,
@@ -227,7 +257,17 @@ pub fn not_routed(method: &str, path: &str) -> ApiError {
     }
 }
 
-/// Runs the handler of the request's route (authenticated first), or answers 401/404/405.
+/// The query parameters a route reads (none for a key not in `ROUTES`, which every
+/// function's table is checked against).
+fn accepted_query(key: Option<&str>) -> &'static [&'static str] {
+    ROUTES
+        .iter()
+        .find(|r| Some(r.key) == key)
+        .map_or(&[], |r| r.query)
+}
+
+/// Runs the handler of the request's route (authenticated, then its query string checked
+/// against `Route::query`), or answers 400/401/404/405.
 pub async fn dispatch<D>(deps: &D, routes: Routes<D>, req: Request) -> Response<Body> {
     dispatch_with_public(deps, routes, &[], req).await
 }
@@ -252,6 +292,7 @@ pub async fn dispatch_with_public<D>(
             return Err(not_routed(req.method().as_str(), req.uri().path()));
         };
         let who = caller(&req)?;
+        strict_query(&req, accepted_query(key.as_deref()))?;
         handler(deps, who, req).await
     })
     .await
@@ -357,5 +398,155 @@ mod tests {
 
     fn keys<D>(routes: Routes<D>) -> Vec<&'static str> {
         routes.iter().map(|(k, _)| *k).collect()
+    }
+
+    #[test]
+    fn only_the_reading_routes_declare_query_parameters() {
+        let declared: Vec<(&str, &[&str])> = ROUTES
+            .iter()
+            .filter(|r| !r.query.is_empty())
+            .map(|r| (r.key, r.query))
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                ("GET /integrations/aws", LIST_QUERY),
+                ("GET /integrations/aws/{id}/history", HISTORY_QUERY),
+                ("GET /integrations/aws/setup-policies", SETUP_POLICIES_QUERY),
+            ]
+        );
+    }
+
+    /// Answers 200 "ran": the handler was reached.
+    fn ran(_: &(), _: Caller, _: Request) -> BoxFuture<'_, Result<Response<Body>, ApiError>> {
+        Box::pin(async { Ok(Response::new(Body::Text("ran".into()))) })
+    }
+
+    const TABLE: Routes<()> = &[
+        ("GET /integrations/aws", ran),
+        ("GET /integrations/aws/{id}", ran),
+        ("GET /integrations/aws/{id}/history", ran),
+    ];
+
+    /// An API Gateway v2 event for `key` with `query` as its raw query string, by an
+    /// authenticated user unless `anonymous`.
+    fn event(key: &str, path: &str, query: &str, anonymous: bool) -> Request {
+        let mut ctx = serde_json::json!({
+            "accountId": "123456789012", "apiId": "api", "domainName": "x",
+            "domainPrefix": "x", "requestId": "r", "routeKey": key,
+            "stage": "$default", "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 0,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "t"},
+        });
+        if !anonymous {
+            ctx["authorizer"] =
+                serde_json::json!({"jwt": {"claims": {"sub": "u1"}, "scopes": null}});
+        }
+        let body = serde_json::json!({
+            "version": "2.0", "routeKey": key, "rawPath": path, "rawQueryString": query,
+            "headers": {}, "requestContext": ctx, "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&body.to_string()).unwrap()
+    }
+
+    /// Status and (field, message) of each error.
+    async fn answer(req: Request) -> (u16, String, Vec<(String, String)>) {
+        let resp = dispatch_with_public(&(), TABLE, super::super::setup_page::ROUTES, req).await;
+        let status = resp.status().as_u16();
+        let text = match resp.body() {
+            Body::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        let errors = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["errors"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (s("field"), s("message"))
+            })
+            .collect();
+        (status, text, errors)
+    }
+
+    #[tokio::test]
+    async fn dispatch_refuses_unknown_and_repeated_query_parameters() {
+        let list = |q: &str| event("GET /integrations/aws", "/integrations/aws", q, false);
+        for ok in [
+            "",
+            "label=prod&limit=2&next_token=",
+            "limit=100",
+            "label=a%2Cb",
+        ] {
+            let (status, text, _) = answer(list(ok)).await;
+            assert_eq!((status, text.as_str()), (200, "ran"), "?{ok}");
+        }
+
+        let (status, _, errors) = answer(list("lable=prod")).await;
+        assert_eq!(status, 400);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "lable");
+        assert!(
+            errors[0].1.contains("label, limit, next_token"),
+            "{}",
+            errors[0].1
+        );
+
+        let (status, _, errors) = answer(list("limit=1&limit=2")).await;
+        assert_eq!(status, 400);
+        assert_eq!(errors[0].0, "limit");
+        assert!(errors[0].1.contains("repeated"), "{}", errors[0].1);
+
+        // Every problem at once, in a stable order; a long name is echoed bounded.
+        let long = "x".repeat(500);
+        let (status, text, errors) = answer(list(&format!("zz=1&label=a&{long}=1&label=b"))).await;
+        assert_eq!(status, 400);
+        let fields: Vec<&str> = errors.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(fields[0], "label");
+        assert_eq!(fields[2], "zz");
+        assert_eq!(fields[1].chars().count(), 65);
+        assert!(!text.contains(&long));
+
+        // A route that reads no parameter takes none.
+        let get = event(
+            "GET /integrations/aws/{id}",
+            "/integrations/aws/01J",
+            "limit=1",
+            false,
+        );
+        let (status, _, errors) = answer(get).await;
+        assert_eq!(status, 400);
+        assert_eq!(errors[0].0, "limit");
+        assert!(errors[0].1.contains("takes none"), "{}", errors[0].1);
+        let history = |q: &str| {
+            event(
+                "GET /integrations/aws/{id}/history",
+                "/integrations/aws/01J/history",
+                q,
+                false,
+            )
+        };
+        assert_eq!(answer(history("limit=5")).await.0, 200);
+        assert_eq!(answer(history("label=prod")).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn the_query_is_checked_after_authentication_and_not_on_public_pages() {
+        let anonymous = event(
+            "GET /integrations/aws",
+            "/integrations/aws",
+            "lable=prod",
+            true,
+        );
+        assert_eq!(answer(anonymous).await.0, 401);
+        // A browser's link may carry any parameter; the page reads none.
+        let page = event(
+            "GET /integrations/aws/setup",
+            "/integrations/aws/setup",
+            "utm_source=mail&utm_source=x",
+            true,
+        );
+        assert_eq!(answer(page).await.0, 200);
     }
 }

@@ -34,7 +34,7 @@ async fn test_form(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     // Invalid forms never reach AWS.
-    let form = input::parse_new(json_body(&req)?)?;
+    let form = input::new_form(&json_body(&req)?.object)?;
     json(StatusCode::OK, &d.test_form(&form).await)
 }
 

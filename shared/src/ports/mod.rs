@@ -1,7 +1,8 @@
 //! The small traits the use cases need from the outside world. AWS adapters in
 //! `crate::aws` implement them; tests may substitute their own.
 
-use crate::domain::{AccountId, BucketName, IntegrationId, Region, Timestamp, Visibility};
+use crate::domain::Visibility;
+use crate::domain::{AccountId, BucketName, IntegrationId, ListPosition, Region, Timestamp};
 use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, Sealed, StateBucket};
 use crate::error::Result;
 use async_trait::async_trait;
@@ -24,6 +25,14 @@ pub trait SecretSealer: Send + Sync {
     async fn open(&self, sealed: &Sealed, ctx: SealContext<'_>) -> Result<SecretString>;
 }
 
+/// Derives the service's own keys (page tokens, idempotency fingerprints) from a key
+/// that never leaves the platform's key service: the same label gives the same 32
+/// bytes in every process, so no key is stored and every instance agrees.
+#[async_trait]
+pub trait KeyDeriver: Send + Sync {
+    async fn derive(&self, label: &str) -> Result<secrecy::SecretBox<[u8; 32]>>;
+}
+
 /// Outcome of a conditional write the store could not apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -34,13 +43,25 @@ pub enum WriteOutcome {
     NameTaken,
 }
 
-/// A create made under an `Idempotency-Key`: the key (scoped to the caller), a
+/// A create made under an `Idempotency-Key`: the key (scoped to the caller), a keyed
 /// fingerprint of the request, and the response to replay for a retry of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idempotency {
     pub key: String,
+    /// HMAC of the request under the service's fingerprint key (`h1:<hex>`): stored.
     pub fingerprint: String,
+    /// The unkeyed SHA-256 that keys stored before fingerprints were keyed hold, so a
+    /// retry of such a create still replays (they expire within a day). Compared,
+    /// never written.
+    pub legacy_fingerprint: Option<String>,
     pub response: String,
+}
+
+impl Idempotency {
+    /// Whether a stored fingerprint is this request's.
+    pub fn matches(&self, stored: &str) -> bool {
+        stored == self.fingerprint || self.legacy_fingerprint.as_deref() == Some(stored)
+    }
 }
 
 /// What a create did.
@@ -59,13 +80,35 @@ pub enum CreateOutcome {
     KeyReused,
 }
 
+/// A caller's listing, as the API takes it: the token is opaque and checked by the
+/// use case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
     pub label: Option<String>,
     pub limit: usize,
     pub next_token: Option<String>,
-    /// Whose integrations the page may hold (the store filters, so pages stay full).
+}
+
+/// A listing as the store runs it: what the caller may see (the store reads only that
+/// part of the table), sorted by [`ListPosition`], after a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewQuery {
     pub visible_to: Visibility,
+    pub label: Option<String>,
+    pub limit: usize,
+    pub after: Option<ListPosition>,
+}
+
+/// At most `limit` items; `more` when at least one more match exists after them.
+#[derive(Debug, Clone)]
+pub struct ViewPage {
+    pub items: Vec<Integration>,
+    /// Where the next page starts (the last item the page considered), when `more`.
+    pub last: Option<ListPosition>,
+    pub more: bool,
+    /// Index entries the store read for the page (DynamoDB's `ScannedCount`): for the
+    /// benchmark and the tests, never shown to callers.
+    pub entries_read: usize,
 }
 
 /// A page of an integration's audit trail, newest first.
@@ -120,8 +163,9 @@ pub trait IntegrationStore: Send + Sync {
     ) -> Result<WriteOutcome>;
     /// Removes the record and its name claim together, if `old.revision` is current.
     async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome>;
-    /// Sorted by name; the token is opaque to callers and validated here.
-    async fn list(&self, query: &ListQuery) -> Result<Page>;
+    /// The integrations `query.visible_to` admits, sorted by [`ListPosition`], reading
+    /// only the caller's own part of the table.
+    async fn list(&self, query: &ViewQuery) -> Result<ViewPage>;
     /// Records a test result without touching anything else.
     async fn record_test(
         &self,

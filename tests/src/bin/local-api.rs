@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
     if std::env::args().any(|a| a == "--bootstrap-only") {
         // For runs whose functions live elsewhere (sam local invoke): the table and key only.
-        println!("table: {}\nKMS key: {}", stack.table, stack.kms_key_id);
+        println!(
+            "table: {}\nKMS key: {}\nHMAC key: {}",
+            stack.table, stack.kms_key_id, stack.hmac_key_id
+        );
         return Ok(());
     }
     let functions = local_harness::functions(&sdk, &sdk, &stack)?;
@@ -100,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("functions:   {}", invoker.describe());
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
+    println!("HMAC key:    {}", stack.hmac_key_id);
     println!(
         "API:         {base}  (token: {token}, principal: {principal}, group: {})",
         local_harness::gateway::LOCAL_TEAM

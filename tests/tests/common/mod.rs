@@ -159,7 +159,7 @@ impl TestEnv {
         Self::serve_functions(sdk, stack, functions).await
     }
 
-    async fn serve_functions(sdk: SdkConfig, stack: Stack, functions: Arc<Functions>) -> Self {
+    pub async fn serve_functions(sdk: SdkConfig, stack: Stack, functions: Arc<Functions>) -> Self {
         let gateway = Arc::new(Gateway::new(
             functions.clone(),
             TOKEN.into(),

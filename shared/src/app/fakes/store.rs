@@ -1,24 +1,24 @@
-//! `IntegrationStore` in memory, with the semantics of `crate::aws::dynamo::DynamoStore`:
-//! a name guard per lower-cased name, conditional writes on the revision, updates that
-//! write only the caller's fields, idempotency keys, guarded state bucket writes and the
-//! sweep index.
+//! `IntegrationStore` in memory, with the semantics of `crate::aws::dynamo::DynamoStore`
+//! (the store contract suite runs the same cases against both): a name guard per owner
+//! and lower-cased name, listings of what a caller may see sorted by name then id,
+//! conditional writes on the revision, updates that write only the caller's fields,
+//! idempotency keys, guarded state bucket writes and the sweep index.
 
 use crate::domain::{
-    AuditEvent, BucketStatus, Integration, IntegrationName, LastTest, StateBucket, Timestamp,
+    AuditEvent, BucketStatus, Integration, LastTest, ListPosition, StateBucket, Timestamp,
 };
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
-    ListQuery, Page, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore, ViewPage,
+    ViewQuery, WriteOutcome,
 };
 use async_trait::async_trait;
-use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 /// The store's operations, to script failures and interference and to count calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Op {
+pub enum Op {
     Create,
     Get,
     Update,
@@ -35,10 +35,10 @@ type Meddling = Box<dyn FnOnce(&mut Tables) + Send>;
 
 /// What the table holds.
 #[derive(Default)]
-pub(crate) struct Tables {
+pub struct Tables {
     records: BTreeMap<String, Integration>,
-    /// Lower-cased name -> the id holding it.
-    names: HashMap<String, String>,
+    /// (Owner, lower-cased name) -> the id holding it.
+    names: HashMap<(String, String), String>,
     /// Scoped idempotency key -> (fingerprint, response).
     keys: HashMap<String, (String, String)>,
     /// Audit events, written with the change they describe.
@@ -58,7 +58,7 @@ impl Tables {
     /// Deletes a record and its name guard, as a concurrent DELETE would.
     pub(crate) fn remove(&mut self, id: impl AsRef<str>) {
         if let Some(old) = self.records.remove(id.as_ref()) {
-            self.names.remove(&name_key(&old.name));
+            self.names.remove(&name_key(&old));
         }
     }
 }
@@ -73,7 +73,7 @@ struct State {
 }
 
 #[derive(Default)]
-pub(crate) struct MemoryStore {
+pub struct MemoryStore {
     state: Mutex<State>,
 }
 
@@ -174,9 +174,9 @@ fn write_caller_fields(stored: &mut Integration, new: &Integration) {
     stored.revision = new.revision;
 }
 
-/// The name guard's key: the lower-cased name (`name_key` of the DynamoDB store).
-fn name_key(name: &IntegrationName) -> String {
-    name.as_str().to_lowercase()
+/// The name guard's key: the owner and the lower-cased name.
+fn name_key(i: &Integration) -> (String, String) {
+    (i.created_by.clone(), i.name_key())
 }
 
 /// `at < than` as DynamoDB compares them: as strings (the stored text). Every time this
@@ -217,27 +217,6 @@ fn sweep_key(i: &Integration) -> Option<(BucketStatus, String)> {
     })
 }
 
-fn encode_token(name_key: &str, label: &Option<String>) -> String {
-    let json = serde_json::json!({ "after": name_key, "label": label }).to_string();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_token(raw: &str, label: &Option<String>) -> Result<String> {
-    let bad = || Error::validation("next_token", "is not a token this API returned");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| bad())?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let after = v["after"].as_str().ok_or_else(bad)?.to_owned();
-    if v["label"].as_str() != label.as_deref() {
-        return Err(Error::validation(
-            "next_token",
-            "belongs to a listing with another label filter",
-        ));
-    }
-    Ok(after)
-}
-
 #[async_trait]
 impl IntegrationStore for MemoryStore {
     async fn create(
@@ -250,7 +229,7 @@ impl IntegrationStore for MemoryStore {
             // The order in which the DynamoDB store reads its transaction's failures.
             if let Some(k) = idempotency {
                 if let Some((fingerprint, response)) = t.keys.get(&k.key) {
-                    return Ok(if *fingerprint == k.fingerprint {
+                    return Ok(if k.matches(fingerprint) {
                         CreateOutcome::Replay {
                             response: response.clone(),
                         }
@@ -259,7 +238,7 @@ impl IntegrationStore for MemoryStore {
                     });
                 }
             }
-            let (key, id) = (name_key(&i.name), i.id.as_str());
+            let (key, id) = (name_key(i), i.id.as_str());
             if t.names.contains_key(&key) {
                 return Ok(CreateOutcome::NameTaken);
             }
@@ -297,7 +276,7 @@ impl IntegrationStore for MemoryStore {
             if adds_bucket && current.state_bucket.is_some() {
                 return Ok(WriteOutcome::Stale);
             }
-            let (old_key, new_key) = (name_key(&old.name), name_key(&new.name));
+            let (old_key, new_key) = (name_key(old), name_key(new));
             if old_key != new_key {
                 if t.names.contains_key(&new_key) {
                     return Ok(WriteOutcome::NameTaken);
@@ -327,7 +306,7 @@ impl IntegrationStore for MemoryStore {
                 _ => return Ok(WriteOutcome::Stale),
             }
             t.records.remove(id);
-            let key = name_key(&old.name);
+            let key = name_key(old);
             if t.names.get(&key).is_some_and(|holder| holder == id) {
                 t.names.remove(&key);
             }
@@ -336,31 +315,30 @@ impl IntegrationStore for MemoryStore {
         })
     }
 
-    async fn list(&self, q: &ListQuery) -> Result<Page> {
+    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
         self.call(Op::List, |t| {
-            let after = match &q.next_token {
-                Some(raw) => Some(decode_token(raw, &q.label)?),
-                None => None,
-            };
-            let mut matching: Vec<&Integration> = t
+            let mut matching: Vec<(ListPosition, &Integration)> = t
                 .records
                 .values()
+                .filter(|i| q.visible_to.admits(i))
                 // `contains(labels, :l)`: the stored labels' text against the filter's.
                 .filter(|i| {
                     let label = q.label.as_deref();
                     label.is_none_or(|l| i.labels.iter().any(|x| x == l))
                 })
-                .filter(|i| after.as_ref().is_none_or(|a| name_key(&i.name) > *a))
-                .filter(|i| q.visible_to.admits(i))
+                .map(|i| (ListPosition::of(i), i))
+                .filter(|(p, _)| q.after.as_ref().is_none_or(|a| p > a))
                 .collect();
-            matching.sort_by_key(|i| name_key(&i.name));
+            matching.sort_by(|a, b| a.0.cmp(&b.0));
             let more = matching.len() > q.limit;
-            let items: Vec<Integration> = matching.into_iter().take(q.limit).cloned().collect();
-            let next_token = match items.last() {
-                Some(last) if more => Some(encode_token(&name_key(&last.name), &q.label)),
-                _ => None,
-            };
-            Ok(Page { items, next_token })
+            let entries_read = matching.len().min(q.limit + 1);
+            matching.truncate(q.limit);
+            Ok(ViewPage {
+                last: matching.last().filter(|_| more).map(|(p, _)| p.clone()),
+                items: matching.into_iter().map(|(_, i)| i.clone()).collect(),
+                more,
+                entries_read,
+            })
         })
     }
 

@@ -5,7 +5,7 @@ use super::*;
 use crate::app::connection::Outcome as Verdict;
 use crate::app::fakes::{patch, SECRET};
 use crate::app::integrations::Precondition;
-use crate::domain::{AuditAction, GroupName, Visibility};
+use crate::domain::{AuditAction, GroupName};
 use crate::ports::{HistoryQuery, ListQuery};
 use serde_json::json;
 
@@ -29,8 +29,6 @@ fn all() -> ListQuery {
         label: None,
         limit: 100,
         next_token: None,
-        // Whatever a caller brings, the use case lists what it may see.
-        visible_to: Visibility::Everything,
     }
 }
 

@@ -4,15 +4,17 @@ use super::*;
 use crate::app::connection::Outcome as Verdict;
 use crate::app::fakes::{Op, SECRET};
 use crate::app::integrations::{IdempotencyRequest, Precondition};
-use crate::domain::Visibility;
 use crate::error::{Dependency, Error};
 use crate::ports::ListQuery;
 use serde_json::json;
 
-fn key(fingerprint: &str) -> Option<IdempotencyRequest> {
+/// The idempotency key `retry-1` for a request whose body hashes to `body` (the
+/// fingerprint is keyed from it by the use case).
+fn key(body: &str) -> Option<IdempotencyRequest> {
+    use sha2::Digest as _;
     Some(IdempotencyRequest {
         key: "retry-1".into(),
-        fingerprint: fingerprint.into(),
+        body_sha256: sha2::Sha256::digest(body.as_bytes()).into(),
     })
 }
 
@@ -22,7 +24,6 @@ async fn names(w: &World) -> Vec<String> {
         label: None,
         limit: 100,
         next_token: None,
-        visible_to: Visibility::Everything,
     };
     let page = w.integrations.list(&caller(), all.clone()).await.unwrap();
     page.items.into_iter().map(|i| i.name.into()).collect()
@@ -156,7 +157,6 @@ async fn list_is_sorted_by_name_filtered_by_label_and_paged() {
         label: Some("prod".into()),
         limit: 1,
         next_token: None,
-        visible_to: Visibility::Everything,
     };
     let first = w.integrations.list(&caller(), q.clone()).await.unwrap();
     assert_eq!(first.items[0].name, "A-one");

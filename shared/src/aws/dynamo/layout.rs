@@ -2,10 +2,18 @@
 //! the item form of a record.
 //!
 //! Items in one table (key `pk`):
-//! - `I#<id>`: the integration, with `entity = "integration"` and `name_key` (the
-//!   lower-cased name) for the `by_name` index that lists integrations sorted by name;
-//! - `N#<name_key>`: the name guard, `integration_id = <id>`. Writing a record and its
-//!   guard in one transaction makes names unique without races.
+//! - `I#<id>`: the integration, with `name_key` (the lower-cased name);
+//! - `N#<owner>#<name_key>`: the name guard, `integration_id = <id>`. Writing a record
+//!   and its guard in one transaction makes names unique per owner without races (a
+//!   `409` tells a caller only about its own names). `name_key` never holds a `#`.
+//! - `V#<id>#<partition>`: a visibility entry, one per partition the integration is
+//!   listed in: its owner's (`u#<owner>`), each group's it is shared with (`g#<group>`)
+//!   and one of [`ADMIN_SHARDS`] partitions for callers who see everything (`a#<nn>`).
+//!   The `by_viewer` index keys them by `view_pk` = the partition and `view_sk` =
+//!   `<name_key>#<id>` (and carries `labels`), so a listing is one `Query` per partition
+//!   the caller may see, merged by `view_sk`: it never reads another tenant's part.
+//!   Entries are written in the same transaction as the record's create, update and
+//!   delete; they change only when the name, labels or groups do.
 //!
 //! - `H#<id>#<event id>`: an audit event, with `history_of = <id>` and `history_at =
 //!   <event id>` for the `by_history` index, and `expires_at` for the table's TTL.
@@ -14,7 +22,8 @@
 //! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
 //! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
 
-use crate::domain::{BucketStatus, Integration, StateBucket};
+use crate::domain::Visibility;
+use crate::domain::{BucketStatus, Integration, IntegrationId, ListPosition, StateBucket};
 use crate::error::{Error, Result};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
@@ -44,13 +53,18 @@ pub fn pending_bucket_of_image(image: &serde_json::Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// No longer read or written (records left it with the visibility entries): kept in
+/// the table's definition only because CloudFormation adds or removes one index per
+/// stack update, and `by_viewer` is added in this one. Drop it in a later update.
 pub const INDEX_BY_NAME: &str = "by_name";
+/// Visibility entries: `view_pk` (a caller's partition), `view_sk` (`<name_key>#<id>`).
+pub const INDEX_BY_VIEWER: &str = "by_viewer";
+/// Partitions of the admins' view: every integration is in one of them (by its id),
+/// so no single index partition takes every tenant's writes.
+pub const ADMIN_SHARDS: u32 = 16;
 pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
 /// Audit events of one integration (`history_of`), by event id (`history_at`, a ULID).
 pub const INDEX_HISTORY: &str = "by_history";
-pub(super) const ENTITY: &str = "integration";
-/// Query pages read while looking for label matches before returning a short page.
-pub(super) const MAX_PAGES_PER_LIST: usize = 10;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -65,8 +79,90 @@ pub(super) fn idempotency_key(scoped_key: &str) -> String {
     format!("K#{scoped_key}")
 }
 
-pub(super) fn guard_key(name: &str) -> String {
-    format!("N#{}", name.to_lowercase())
+/// The name guard of `name` among `owner`'s integrations.
+pub(super) fn guard_key(owner: &str, name: &str) -> String {
+    format!("N#{owner}#{}", name.to_lowercase())
+}
+
+/// The guard's `(owner, name_key)`, or `(None, name_key)` for a guard of the layout
+/// before names were per owner (`N#<name_key>`).
+pub(super) fn parse_guard_key(pk: &str) -> Option<(Option<&str>, &str)> {
+    let rest = pk.strip_prefix("N#")?;
+    Some(match rest.rsplit_once('#') {
+        Some((owner, name_key)) => (Some(owner), name_key),
+        None => (None, rest),
+    })
+}
+
+/// The partitions an integration is listed in (see the module's comment).
+pub(super) fn partitions_of(i: &Integration) -> Vec<String> {
+    let mut out = vec![format!("u#{}", i.created_by)];
+    out.extend(i.shared_with.iter().map(|g| format!("g#{}", g.as_str())));
+    out.push(admin_shard(i.id.as_str()));
+    out
+}
+
+/// The admins' partition of an id: from its last character, which is random in a ULID.
+pub(super) fn admin_shard(id: &str) -> String {
+    let last = id.bytes().last().unwrap_or(b'0') as u32;
+    format!("a#{:02}", last % ADMIN_SHARDS)
+}
+
+/// The partitions a caller's listing reads.
+pub(super) fn partitions_for(visible: &Visibility) -> Vec<String> {
+    match visible {
+        Visibility::Everything => (0..ADMIN_SHARDS).map(|n| format!("a#{n:02}")).collect(),
+        Visibility::OwnedOrShared { owner, groups } => std::iter::once(format!("u#{owner}"))
+            .chain(groups.iter().map(|g| format!("g#{}", g.as_str())))
+            .collect(),
+    }
+}
+
+/// The sort key of a listing: the lower-cased name, then the id (`#` sorts before
+/// every character a name may hold, so this orders by name first).
+pub(super) fn view_sort_key(p: &ListPosition) -> String {
+    format!("{}#{}", p.name_key, p.id.as_str())
+}
+
+pub(super) fn position_of_sort_key(sk: &str) -> Option<ListPosition> {
+    let (name_key, id) = sk.rsplit_once('#')?;
+    Some(ListPosition {
+        name_key: name_key.to_owned(),
+        id: IntegrationId::parse(id).ok()?,
+    })
+}
+
+pub(super) fn entry_key(id: &str, partition: &str) -> String {
+    format!("V#{id}#{partition}")
+}
+
+/// `(integration id, partition)` of an entry's key.
+pub(super) fn parse_entry_key(pk: &str) -> Option<(&str, &str)> {
+    let rest = pk.strip_prefix("V#")?;
+    let id = rest.get(..26)?;
+    let partition = rest.get(26..)?.strip_prefix('#')?;
+    Some((id, partition))
+}
+
+/// The visibility entry of `i` in `partition`.
+pub(super) fn entry_item(i: &Integration, partition: &str) -> Item {
+    let mut item: Item = [
+        (
+            "pk".to_owned(),
+            string_attr(entry_key(i.id.as_str(), partition)),
+        ),
+        ("view_pk".to_owned(), string_attr(partition)),
+        (
+            "view_sk".to_owned(),
+            string_attr(view_sort_key(&ListPosition::of(i))),
+        ),
+    ]
+    .into();
+    if !i.labels.is_empty() {
+        let labels = i.labels.iter().map(|l| string_attr(l.as_str())).collect();
+        item.insert("labels".to_owned(), AttributeValue::L(labels));
+    }
+    item
 }
 
 pub(super) fn string_attr(v: impl Into<String>) -> AttributeValue {
@@ -76,7 +172,6 @@ pub(super) fn string_attr(v: impl Into<String>) -> AttributeValue {
 #[derive(Serialize)]
 struct Stored<'a> {
     pk: String,
-    entity: &'static str,
     name_key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep_pk: Option<&'static str>,
@@ -129,8 +224,7 @@ pub(super) fn to_item(i: &Integration) -> Result<Item> {
     let sweep = sweep_keys(i.state_bucket.as_ref());
     serde_dynamo::to_item(Stored {
         pk: record_key(i.id.as_str()),
-        entity: ENTITY,
-        name_key: i.name.as_str().to_lowercase(),
+        name_key: i.name_key(),
         sweep_pk: sweep.as_ref().map(|(pk, _)| *pk),
         sweep_at: sweep.map(|(_, at)| at),
         integration: i,
@@ -144,7 +238,8 @@ pub(super) fn from_item(item: Item) -> Result<Integration> {
 }
 
 /// The table as template.yaml declares it, for stacks that create it themselves (the
-/// local harness): one key `pk`, the `by_name` index, the sparse sweep index, a stream.
+/// local harness): one key `pk`, the `by_viewer` index (and the retired `by_name`), the
+/// sparse sweep and history indexes, a stream.
 pub fn create_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -165,11 +260,15 @@ pub fn create_table(
             .build()
     };
     let index = |name: &str, hash: &str, range: &str, projection: ProjectionType| {
+        let mut p = Projection::builder().projection_type(projection.clone());
+        if projection == ProjectionType::Include {
+            p = p.non_key_attributes("labels");
+        }
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key(hash, KeyType::Hash)?)
             .key_schema(key(range, KeyType::Range)?)
-            .projection(Projection::builder().projection_type(projection).build())
+            .projection(p.build())
             .build()
     };
     Ok(client
@@ -183,12 +282,21 @@ pub fn create_table(
         .attribute_definitions(attr("sweep_at")?)
         .attribute_definitions(attr("history_of")?)
         .attribute_definitions(attr("history_at")?)
+        .attribute_definitions(attr("view_pk")?)
+        .attribute_definitions(attr("view_sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .global_secondary_indexes(index(
             INDEX_BY_NAME,
             "entity",
             "name_key",
             ProjectionType::All,
+        )?)
+        // Visibility entries only; `labels` for label listings.
+        .global_secondary_indexes(index(
+            INDEX_BY_VIEWER,
+            "view_pk",
+            "view_sk",
+            ProjectionType::Include,
         )?)
         // Sparse: only integrations whose bucket waits (pending/provisioning) carry the
         // keys, so the sweeper reads just those.

@@ -3,8 +3,8 @@
 use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, StateBucket, Timestamp};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore,
-    ListQuery, Page, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore, ViewPage,
+    ViewQuery, WriteOutcome,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
@@ -15,7 +15,6 @@ mod audit;
 mod layout;
 mod names;
 mod query;
-mod token;
 mod transact;
 mod writes;
 
@@ -23,8 +22,8 @@ mod writes;
 mod roundtrip_tests;
 
 pub use layout::{
-    create_table, pending_bucket_of_image, INDEX_BUCKET_SWEEP, INDEX_BY_NAME, INDEX_HISTORY,
-    STREAM_FILTER,
+    create_table, pending_bucket_of_image, ADMIN_SHARDS, INDEX_BUCKET_SWEEP, INDEX_BY_NAME,
+    INDEX_BY_VIEWER, INDEX_HISTORY, STREAM_FILTER,
 };
 pub use names::{NameCheck, OrphanGuard, RecordName};
 
@@ -58,9 +57,7 @@ impl DynamoStore {
         let item = out.item.unwrap_or_default();
         let text = |f: &str| item.get(f).and_then(|v| v.as_s().ok()).cloned();
         match (text("fingerprint"), text("response")) {
-            (Some(f), Some(response)) if f == k.fingerprint => {
-                Ok(CreateOutcome::Replay { response })
-            }
+            (Some(f), Some(response)) if k.matches(&f) => Ok(CreateOutcome::Replay { response }),
             (Some(_), _) => Ok(CreateOutcome::KeyReused),
             // Expired between the write and this read: the caller may retry afresh.
             (None, _) => Err(Error::Unavailable {
@@ -97,7 +94,7 @@ impl IntegrationStore for DynamoStore {
     ) -> Result<CreateOutcome> {
         let mut items = vec![
             self.put(to_item(i)?, "attribute_not_exists(pk)")?,
-            self.guard_item(i.name.as_str(), i.id.as_str())?,
+            self.guard_item(i)?,
         ];
         if let Some(k) = idempotency {
             let expires = time::OffsetDateTime::now_utc().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
@@ -114,8 +111,10 @@ impl IntegrationStore for DynamoStore {
             .into();
             items.push(self.put(item, "attribute_not_exists(pk)")?);
         }
-        // Last, so the positions above keep their meaning in the failure list.
+        // After the conditional items, so their positions keep their meaning in the
+        // failure list.
         items.push(self.audit_item(audit)?);
+        items.extend(self.entry_writes(Some(i), None)?);
         match self.transact_conditions(items).await? {
             None => Ok(CreateOutcome::Created),
             Some(failed) => match (idempotency, failed.as_slice()) {
@@ -147,19 +146,21 @@ impl IntegrationStore for DynamoStore {
     ) -> Result<WriteOutcome> {
         let update = self.update_item(new, old)?;
         let event = self.audit_item(audit)?;
-        let renamed = new.name.as_str().to_lowercase() != old.name.as_str().to_lowercase();
+        let entries = self.entry_writes(Some(new), Some(old))?;
+        let renamed = new.name_key() != old.name_key();
         if !renamed {
-            return self
-                .transact(vec![update, event], |_| WriteOutcome::Stale)
-                .await;
+            let mut items = vec![update, event];
+            items.extend(entries);
+            return self.transact(items, |_| WriteOutcome::Stale).await;
         }
-        let new_guard = self.guard_item(new.name.as_str(), new.id.as_str())?;
-        let items = vec![
+        let new_guard = self.guard_item(new)?;
+        let mut items = vec![
             update.clone(),
-            self.delete_guard(old.name.as_str(), old.id.as_str())?,
+            self.delete_guard(old)?,
             new_guard.clone(),
             event.clone(),
         ];
+        items.extend(entries.iter().cloned());
         // By position: the record, the old guard, the new guard (the event never fails).
         let outcome = |failed: &[bool]| match failed {
             [true, ..] => WriteOutcome::Stale,
@@ -172,15 +173,12 @@ impl IntegrationStore for DynamoStore {
             // restore, a hand edit). Rename anyway, which repairs the record's guard.
             Some(failed) if failed[..3] == [false, true, false] => {
                 tracing::warn!(integration_id = %old.id, "old name guard missing or not this record's; renaming without it");
-                Ok(
-                    match self
-                        .transact_conditions(vec![update, new_guard, event])
-                        .await?
-                    {
-                        None => WriteOutcome::Written,
-                        Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
-                    },
-                )
+                let mut items = vec![update, new_guard, event];
+                items.extend(entries);
+                Ok(match self.transact_conditions(items).await? {
+                    None => WriteOutcome::Written,
+                    Some(failed) => outcome(&[failed[0], false, failed.get(1) == Some(&true)]),
+                })
             }
             Some(failed) => Ok(outcome(&failed)),
         }
@@ -196,25 +194,24 @@ impl IntegrationStore for DynamoStore {
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         let record = TransactWriteItem::builder().delete(del).build();
         let event = self.audit_item(audit)?;
-        let items = vec![
-            record.clone(),
-            self.delete_guard(old.name.as_str(), old.id.as_str())?,
-            event.clone(),
-        ];
+        let entries = self.entry_writes(None, Some(old))?;
+        let mut items = vec![record.clone(), self.delete_guard(old)?, event.clone()];
+        items.extend(entries.iter().cloned());
         match self.transact_conditions(items).await? {
             None => Ok(WriteOutcome::Written),
             // Only the guard failed: it is missing or held by another record. The record
             // still goes; another record's guard is left alone.
             Some(failed) if failed[..2] == [false, true] => {
                 tracing::warn!(integration_id = %old.id, "name guard missing or not this record's; deleting the record alone");
-                self.transact(vec![record, event], |_| WriteOutcome::Stale)
-                    .await
+                let mut items = vec![record, event];
+                items.extend(entries);
+                self.transact(items, |_| WriteOutcome::Stale).await
             }
             Some(_) => Ok(WriteOutcome::Stale),
         }
     }
 
-    async fn list(&self, q: &ListQuery) -> Result<Page> {
+    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
         self.query_page(q).await
     }
 

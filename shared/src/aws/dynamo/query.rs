@@ -1,120 +1,189 @@
-//! The two queries: a page of integrations by name (the `by_name` index, optionally
-//! filtered by label), and the buckets due for the sweeper (the sparse sweep index).
+//! The two queries: a page of what a caller may see (one `Query` per partition of the
+//! `by_viewer` index the caller may read, merged by name, then the records themselves),
+//! and the buckets due for the sweeper (the sparse sweep index).
 
 use super::layout::*;
-use super::token::{decode_token, encode_token, Token};
 use super::DynamoStore;
-use crate::domain::{BucketStatus, Integration, Timestamp, Visibility};
-use crate::error::{Dependency, Result};
-use crate::ports::{ListQuery, Page};
-use aws_sdk_dynamodb::types::AttributeValue;
-use std::collections::HashMap;
+use crate::domain::{BucketStatus, Integration, ListPosition, Timestamp};
+use crate::error::{Dependency, Error, Result};
+use crate::ports::{ViewPage, ViewQuery};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use std::collections::{HashMap, HashSet};
+
+/// At most this many entries per filtered `Query` page (a label listing reads on until
+/// it has its matches; the entries are small, so a page stays far below DynamoDB's 1 MB).
+const FILTERED_PAGE: i32 = 200;
+/// BatchGetItem rounds for keys DynamoDB left unprocessed (throttling) before a 503.
+const BATCH_GET_ATTEMPTS: u32 = 4;
+
+/// What one partition gave: sort keys in order, and the entries it read.
+struct Run {
+    keys: Vec<ListPosition>,
+    read: usize,
+}
 
 impl DynamoStore {
-    /// A page of integrations sorted by name, optionally of one label.
-    pub(super) async fn query_page(&self, q: &ListQuery) -> Result<Page> {
-        let mut start = match &q.next_token {
-            Some(raw) => {
-                let t = decode_token(raw, &q.label)?;
-                Some(HashMap::from([
-                    ("pk".to_owned(), string_attr(record_key(&t.id))),
-                    ("entity".to_owned(), string_attr(ENTITY)),
-                    ("name_key".to_owned(), string_attr(t.name_key)),
-                ]))
-            }
-            None => None,
+    /// A page of what `q.visible_to` admits. Each partition gives at most `limit + 1`
+    /// matches after `q.after`, so the merge knows whether more remain; then the
+    /// records of the first `limit` are read (consistently) in one BatchGetItem.
+    pub(super) async fn query_page(&self, q: &ViewQuery) -> Result<ViewPage> {
+        let want = q.limit + 1;
+        let after = q.after.as_ref().map(view_sort_key);
+        let runs = futures::future::try_join_all(
+            partitions_for(&q.visible_to)
+                .into_iter()
+                .map(|p| self.read_partition(p, after.clone(), q.label.clone(), want)),
+        )
+        .await?;
+        let entries_read = runs.iter().map(|r| r.read).sum();
+        // One integration is in several of a caller's partitions (its owner's and a
+        // group's): the same position, kept once.
+        let mut merged: Vec<ListPosition> = runs.into_iter().flat_map(|r| r.keys).collect();
+        merged.sort();
+        merged.dedup();
+        let more = merged.len() > q.limit;
+        merged.truncate(q.limit);
+        let mut records = self.records(merged.iter().map(|p| p.id.as_str())).await?;
+        // The index is eventually consistent: a record deleted, unshared or relabelled a
+        // moment ago may still have its entry. The record itself decides.
+        let items = merged
+            .iter()
+            .filter_map(|p| records.remove(p.id.as_str()))
+            .filter(|i| q.visible_to.admits(i))
+            .filter(|i| {
+                q.label
+                    .as_ref()
+                    .is_none_or(|l| i.labels.iter().any(|x| x.as_str() == l))
+            })
+            .collect();
+        Ok(ViewPage {
+            items,
+            last: if more { merged.last().cloned() } else { None },
+            more,
+            entries_read,
+        })
+    }
+
+    /// Up to `want` entries of one partition after `after` (with the label, if any).
+    async fn read_partition(
+        &self,
+        partition: String,
+        after: Option<String>,
+        label: Option<String>,
+        want: usize,
+    ) -> Result<Run> {
+        let mut run = Run {
+            keys: Vec::new(),
+            read: 0,
         };
-        let mut items: Vec<Integration> = Vec::new();
-        // Where the next page starts: after the last item returned when we stopped
-        // inside a DynamoDB page, else after the last item DynamoDB evaluated.
-        let mut resume: Option<(String, String)> = None;
-        for _ in 0..MAX_PAGES_PER_LIST {
-            let want = q.limit - items.len();
+        let mut start = None;
+        // A label listing reads `want` entries first (all match when the label is common),
+        // then larger pages while matches are sparse.
+        let mut filtered_page = want as i32;
+        loop {
             let mut req = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(INDEX_BY_NAME)
-                .key_condition_expression("entity = :e")
-                .expression_attribute_values(":e", string_attr(ENTITY))
+                .index_name(INDEX_BY_VIEWER)
+                .expression_attribute_values(":p", string_attr(&partition))
+                .projection_expression("view_sk")
                 .set_exclusive_start_key(start.take());
-            req = match filter(q) {
-                // A filter is applied after the read, so read more than we need.
-                Some((expr, values)) => {
-                    let mut req = req.filter_expression(expr).limit(100);
-                    for (k, v) in values {
-                        req = req.expression_attribute_values(k, v);
-                    }
-                    req
+            req = match &after {
+                Some(a) => req
+                    .key_condition_expression("view_pk = :p AND view_sk > :after")
+                    .expression_attribute_values(":after", string_attr(a)),
+                None => req.key_condition_expression("view_pk = :p"),
+            };
+            req = match &label {
+                Some(l) => {
+                    let page = filtered_page;
+                    filtered_page = (filtered_page * 4).min(FILTERED_PAGE);
+                    req.filter_expression("contains(labels, :l)")
+                        .expression_attribute_values(":l", string_attr(l))
+                        .limit(page)
                 }
-                None => req.limit(want as i32),
+                None => req.limit((want - run.keys.len()) as i32),
             };
             let out = req
                 .send()
                 .await
                 .map_err(|e| crate::aws::unavailable(Dependency::DynamoDb, "Query", e))?;
-            let mut cut = false;
+            run.read += out.scanned_count.max(0) as usize;
             for item in out.items.unwrap_or_default() {
-                if items.len() == q.limit {
-                    cut = true;
-                    break;
+                let sk = item.get("view_sk").and_then(|v| v.as_s().ok());
+                match sk.and_then(|sk| position_of_sort_key(sk)) {
+                    Some(p) if run.keys.len() < want => run.keys.push(p),
+                    Some(_) => break,
+                    None => return Err(Error::internal("a visibility entry has no valid view_sk")),
                 }
-                items.push(from_item(item)?);
             }
             start = out.last_evaluated_key;
-            resume = if cut {
-                items
-                    .last()
-                    .map(|i| (i.id.to_string(), i.name.as_str().to_lowercase()))
-            } else {
-                start.as_ref().and_then(|k| {
-                    let id = k.get("pk")?.as_s().ok()?.strip_prefix("I#")?.to_owned();
-                    Some((id, k.get("name_key")?.as_s().ok()?.clone()))
-                })
-            };
-            if items.len() == q.limit || resume.is_none() {
-                break;
+            if run.keys.len() >= want || start.is_none() {
+                return Ok(run);
             }
         }
-        let next_token = resume
-            .map(|(id, name_key)| {
-                encode_token(&Token {
-                    v: 1,
-                    id,
-                    name_key,
-                    label: q.label.clone(),
-                })
-            })
-            .transpose()?;
-        Ok(Page { items, next_token })
     }
-}
 
-/// Groups of a caller a listing looks at (a filter expression holds at most 4 KB).
-pub const MAX_LIST_GROUPS: usize = 100;
-
-/// The filter of a listing: its label, and for a user what it owns or shares a group
-/// with. DynamoDB refuses redundant parentheses, so only alternatives get them.
-fn filter(q: &ListQuery) -> Option<(String, Vec<(String, AttributeValue)>)> {
-    let mut clauses = vec![];
-    let mut values = vec![];
-    if let Some(label) = &q.label {
-        clauses.push("contains(labels, :l)".to_owned());
-        values.push((":l".to_owned(), string_attr(label)));
-    }
-    if let Visibility::OwnedOrShared { owner, groups } = &q.visible_to {
-        let mut alternatives = vec!["created_by = :me".to_owned()];
-        values.push((":me".to_owned(), string_attr(owner)));
-        for (n, g) in groups.iter().take(MAX_LIST_GROUPS).enumerate() {
-            alternatives.push(format!("contains(shared_with, :g{n})"));
-            values.push((format!(":g{n}"), string_attr(g.as_str())));
+    /// The records of `ids` by id (strongly consistent), those that exist.
+    async fn records<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Integration>> {
+        let keys: Vec<HashMap<String, AttributeValue>> = ids
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|id| HashMap::from([("pk".to_owned(), string_attr(record_key(id)))]))
+            .collect();
+        let mut found = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
         }
-        clauses.push(match alternatives.as_slice() {
-            [one] => one.clone(),
-            many => format!("({})", many.join(" OR ")),
-        });
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| Error::internal_from("building a DynamoDB request", e))?,
+        );
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            let Some(request) = pending.take() else {
+                break;
+            };
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| crate::aws::unavailable(Dependency::DynamoDb, "BatchGetItem", e))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                let i = from_item(item)?;
+                found.insert(i.id.as_str().to_owned(), i);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        if pending.is_some() {
+            return Err(Error::Unavailable {
+                dependency: Dependency::DynamoDb,
+                operation: "BatchGetItem",
+                code: "UnprocessedKeys".into(),
+                retry_after: std::time::Duration::from_secs(1),
+                source: None,
+            });
+        }
+        Ok(found)
     }
-    (!clauses.is_empty()).then(|| (clauses.join(" AND "), values))
 }
 
 impl DynamoStore {

@@ -56,24 +56,61 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    pub(super) fn guard_item(&self, name: &str, id: &str) -> Result<TransactWriteItem> {
+    /// The claim of `i`'s name among its owner's integrations.
+    pub(super) fn guard_item(&self, i: &Integration) -> Result<TransactWriteItem> {
         let item: Item = [
-            ("pk".to_owned(), string_attr(guard_key(name))),
-            ("integration_id".to_owned(), string_attr(id)),
+            (
+                "pk".to_owned(),
+                string_attr(guard_key(&i.created_by, i.name.as_str())),
+            ),
+            ("integration_id".to_owned(), string_attr(i.id.as_str())),
         ]
         .into();
         self.put(item, "attribute_not_exists(pk)")
     }
 
-    pub(super) fn delete_guard(&self, name: &str, id: &str) -> Result<TransactWriteItem> {
+    /// Releases `i`'s name claim, if it is still `i`'s.
+    pub(super) fn delete_guard(&self, i: &Integration) -> Result<TransactWriteItem> {
         let del = Delete::builder()
             .table_name(&self.table)
-            .key("pk", string_attr(guard_key(name)))
+            .key("pk", string_attr(guard_key(&i.created_by, i.name.as_str())))
             .condition_expression("integration_id = :id")
-            .expression_attribute_values(":id", string_attr(id))
+            .expression_attribute_values(":id", string_attr(i.id.as_str()))
             .build()
             .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
         Ok(TransactWriteItem::builder().delete(del).build())
+    }
+
+    /// The visibility entries of `new` (written whole, so an update also repairs any
+    /// that drifted), and the deletes of `old`'s entries in partitions `new` left.
+    pub(super) fn entry_writes(
+        &self,
+        new: Option<&Integration>,
+        old: Option<&Integration>,
+    ) -> Result<Vec<TransactWriteItem>> {
+        let keep: Vec<String> = new.map(partitions_of).unwrap_or_default();
+        let mut out = Vec::new();
+        if let Some(n) = new {
+            for p in &keep {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(entry_item(n, p)))
+                    .build()
+                    .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
+                out.push(TransactWriteItem::builder().put(put).build());
+            }
+        }
+        if let Some(o) = old {
+            for p in partitions_of(o).iter().filter(|p| !keep.contains(p)) {
+                let del = Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", string_attr(entry_key(o.id.as_str(), p)))
+                    .build()
+                    .map_err(|e| Error::internal_from("building a DynamoDB request", e))?;
+                out.push(TransactWriteItem::builder().delete(del).build());
+            }
+        }
+        Ok(out)
     }
 
     /// The conditional update of the caller-owned fields (`CALLER_FIELDS`) of `old` to

@@ -172,6 +172,25 @@ fn body_must_be_an_object() {
 }
 
 #[test]
+fn a_duplicated_member_is_refused_before_any_field_rule() {
+    // The last copy would be a valid form; the body is refused anyway, naming only the
+    // duplicate (its copies are not judged, and an unknown field is not reported).
+    let body = good()
+        .to_string()
+        .replacen('{', r#"{"name":"bad name!","favourite_colour":1,"#, 1);
+    let fields = |r: Result<_, Error>| match r {
+        Err(Error::Validation(e)) => e.into_iter().map(|e| e.field).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(fields(parse_new(body.as_bytes()).map(|_| ())), ["name"]);
+    let patch = r#"{"labels":["a"],"description":"x","labels":["b"]}"#;
+    assert_eq!(
+        fields(parse_patch(patch.as_bytes(), "123456789012").map(|_| ())),
+        ["labels"]
+    );
+}
+
+#[test]
 fn patch_rules() {
     let p = |v: Value| parse_patch(v.to_string().as_bytes(), "123456789012");
     assert!(p(json!({"aws_account_id": "123456789012", "name": "x"})).is_ok());
