@@ -135,6 +135,15 @@ fn integrations_with_keys(
         .with_keys(Arc::new(ServiceKeys::new(deriver, config.page_token_ttl))))
 }
 
+/// The manage function's (and the local harness's): keys and listing.
+fn integrations_listing(
+    store: Arc<DynamoStore>,
+    service: &SdkConfig,
+    config: &Config,
+) -> Result<Integrations, String> {
+    Ok(integrations_with_keys(store.clone(), service, config)?.with_listing(store))
+}
+
 fn test_connection_on(integrations: Integrations, account: Arc<CustomerAccount>) -> TestConnection {
     TestConnection {
         integrations,
@@ -163,7 +172,7 @@ impl Services {
     /// the same; tests point the second at an IAM-enforcing emulator.
     pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Result<Self, String> {
         let store = store(service, config);
-        let integrations = integrations_with_keys(store.clone(), service, config)?;
+        let integrations = integrations_listing(store.clone(), service, config)?;
         let account = Arc::new(CustomerAccount::new(customer));
         Ok(Services {
             test_connection: test_connection_on(integrations.clone(), account.clone()),
@@ -173,11 +182,17 @@ impl Services {
     }
 }
 
-/// The create and manage functions' use case, as in Lambda: one AWS configuration,
-/// settings from the environment.
+/// The create function's use case, as in Lambda: one AWS configuration, settings from
+/// the environment.
 pub fn integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
     let config = Config::from_env()?;
     integrations_with_keys(store(sdk, &config), sdk, &config)
+}
+
+/// The manage function's use case: also lists (see [`integrations_from_env`]).
+pub fn listing_integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
+    let config = Config::from_env()?;
+    integrations_listing(store(sdk, &config), sdk, &config)
 }
 
 /// The test-connection function's use case (see [`integrations_from_env`]).

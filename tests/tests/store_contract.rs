@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::TestEnv;
 use integrations_core::aws::dynamo::DynamoStore;
 use integrations_core::domain::{Caller, GroupName, Visibility};
-use integrations_core::ports::{IntegrationStore, ListQuery, ViewQuery};
+use integrations_core::ports::{IntegrationListing, ListQuery, ViewQuery};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -610,6 +610,137 @@ async fn a_users_day_on_one_long_lived_stack() {
         );
     }
 
+    step("the 1,000 in pages of 100 (full, sorted, once each); tokens are the caller's own");
+    let mut seen: Vec<String> = Vec::new();
+    let mut token: Option<String> = None;
+    let mut tokens = Vec::new();
+    loop {
+        let mut url = format!("/integrations/aws?label={bulk_label}&limit=100");
+        if let Some(t) = &token {
+            url.push_str(&format!("&next_token={t}"));
+        }
+        let page = stack.get(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let items = page.body["items"].as_array().unwrap();
+        token = page.body["next_token"].as_str().map(str::to_owned);
+        assert!(
+            token.is_none() || items.len() == 100,
+            "a short page with a token"
+        );
+        seen.extend(items.iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+        match &token {
+            Some(t) => tokens.push(t.clone()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), &seen), (BULK_CREATES, &sorted), "pages of 100");
+    for t in &tokens {
+        assert!(!t.contains(&run), "a token shows a name");
+        let r = stack
+            .send_as(
+                other,
+                "GET",
+                &format!("/integrations/aws?label={bulk_label}&limit=100&next_token={t}"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 400, "another tenant replays a token: {}", r.body);
+        assert_eq!(r.body["errors"][0]["field"], "next_token", "{}", r.body);
+    }
+    let mut altered = tokens[0].clone().into_bytes();
+    altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+    let r = stack
+        .get(&format!(
+            "/integrations/aws?label={bulk_label}&limit=100&next_token={}",
+            String::from_utf8(altered).unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 400, "an altered token: {}", r.body);
+
+    step("names are per owner: another tenant and a teammate reuse c's name");
+    let shared_name = name("c");
+    let r = stack
+        .send(
+            "PATCH",
+            &format!("/integrations/aws/{c_id}"),
+            Some(&json!({"shared_with": ["local-team"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for who in [other, teammate] {
+        let mut f = form(&shared_name, &fresh_account(), &label);
+        if who == teammate {
+            f["shared_with"] = json!(["local-team"]);
+        }
+        let r = stack
+            .send_as(who, "POST", "/integrations/aws", Some(&f), &[])
+            .await;
+        assert_eq!(
+            r.status, 201,
+            "{who} reuses a name another owner holds: {}",
+            r.body
+        );
+    }
+    let r = stack
+        .create(&form(&shared_name.to_uppercase(), &fresh_account(), &label))
+        .await;
+    assert_eq!(r.status, 409, "the owner's own name, any case: {}", r.body);
+    // The teammate sees both of the team's integrations of that name, with their
+    // owners; the other tenant's stays its own.
+    let r = stack
+        .send_as(
+            teammate,
+            "GET",
+            &format!("/integrations/aws?label={label}&limit=100"),
+            None,
+            &[],
+        )
+        .await;
+    let owners: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"] == json!(shared_name))
+        .map(|i| i["created_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        owners.len(),
+        2,
+        "both of the team's c, by two owners: {}",
+        r.body
+    );
+    assert!(
+        owners.contains(&"local-teammate") && owners[0] != owners[1],
+        "{owners:?}"
+    );
+    let r = stack
+        .send_as(
+            other,
+            "GET",
+            &format!("/integrations/aws?label={label}&limit=100"),
+            None,
+            &[],
+        )
+        .await;
+    let text = r.body.to_string();
+    for id in [&c_id, &b_id] {
+        assert!(
+            !text.contains(id.as_str()),
+            "another tenant's answer names {id}"
+        );
+    }
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
+
     step("and after the 1,000 creates, one more bucket reaches ready");
     let mut d = form(&name("d"), &fresh_account(), &label);
     d["create_state_bucket"] = json!(true);

@@ -9,7 +9,7 @@ use lambda_http::{service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Only this function's use case: the binary links only the clients it uses.
-    let deps = &wiring::integrations_from_env(&aws::load_config().await)?;
+    let deps = &wiring::listing_integrations_from_env(&aws::load_config().await)?;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(http::manage::handle(deps, req).await)
     }))

@@ -8,8 +8,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::ports::{
-    CreateOutcome, Idempotency, IntegrationStore, ListQuery, Page, SealContext, SecretSealer,
-    ViewQuery, WriteOutcome,
+    CreateOutcome, Idempotency, IntegrationListing, IntegrationStore, ListQuery, Page, SealContext,
+    SecretSealer, ViewQuery, WriteOutcome,
 };
 use secrecy::SecretString;
 
@@ -24,6 +24,8 @@ pub struct Integrations {
     /// Page tokens and idempotency fingerprints; only the functions that list or create
     /// get them (the others link no MAC client).
     keys: Option<Arc<ServiceKeys>>,
+    /// Only the function that lists gets it (the others link no listing queries).
+    listing: Option<Arc<dyn IntegrationListing>>,
 }
 
 /// A caller's idempotency key for a create, with the SHA-256 of the request body. The
@@ -62,7 +64,8 @@ pub enum Precondition {
 fn name_taken(name: &IntegrationName) -> Error {
     Error::Conflict {
         detail: format!(
-            "an integration named '{name}' already exists (names are unique, ignoring case)"
+            "its owner already has an integration named '{name}' (names are unique per owner, \
+             ignoring case)"
         ),
         field: Some("name".into()),
     }
@@ -78,7 +81,13 @@ impl Integrations {
             store,
             sealer,
             keys: None,
+            listing: None,
         }
+    }
+
+    pub fn with_listing(mut self, listing: Arc<dyn IntegrationListing>) -> Self {
+        self.listing = Some(listing);
+        self
     }
 
     pub fn with_keys(mut self, keys: Arc<ServiceKeys>) -> Self {
@@ -207,8 +216,11 @@ impl Integrations {
             Some(t) => Some(self.keys()?.open(t, &binding).await?),
             None => None,
         };
-        let page = self
-            .store
+        let listing = self
+            .listing
+            .as_ref()
+            .ok_or_else(|| Error::internal("this function was built without listing"))?;
+        let page = listing
             .list(&ViewQuery {
                 visible_to: Visibility::of(who),
                 label: query.label.clone(),

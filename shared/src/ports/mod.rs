@@ -163,9 +163,6 @@ pub trait IntegrationStore: Send + Sync {
     ) -> Result<WriteOutcome>;
     /// Removes the record and its name claim together, if `old.revision` is current.
     async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome>;
-    /// The integrations `query.visible_to` admits, sorted by [`ListPosition`], reading
-    /// only the caller's own part of the table.
-    async fn list(&self, query: &ViewQuery) -> Result<ViewPage>;
     /// Records a test result without touching anything else.
     async fn record_test(
         &self,
@@ -194,6 +191,15 @@ pub trait IntegrationStore: Send + Sync {
         changed_before: &Timestamp,
         limit: usize,
     ) -> Result<Vec<String>>;
+}
+
+/// Listing, apart from [`IntegrationStore`]: only the functions that list link it (the
+/// visibility index's queries and the batch read of records).
+#[async_trait]
+pub trait IntegrationListing: Send + Sync {
+    /// The integrations `query.visible_to` admits, sorted by [`ListPosition`], reading
+    /// only the caller's own part of the table.
+    async fn list(&self, query: &ViewQuery) -> Result<ViewPage>;
 }
 
 /// Credentials of a user's AWS principal (long-term keys, or a role's temporary ones).

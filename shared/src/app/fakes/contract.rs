@@ -13,7 +13,8 @@ use crate::domain::{AccessKeyId, AccountId, Description, IntegrationName, Label}
 use crate::domain::{AuditAction, AuditEvent, Caller, GroupName, Integration, Visibility};
 use crate::domain::{IntegrationPatch, NewIntegration, SecretAccessKey};
 use crate::ports::{
-    CreateOutcome, HistoryQuery, Idempotency, IntegrationStore, ListQuery, ViewQuery, WriteOutcome,
+    CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore, ListQuery,
+    ViewQuery, WriteOutcome,
 };
 use std::sync::Arc;
 
@@ -51,21 +52,27 @@ fn patch(
     move |_| Ok(p)
 }
 
+/// A store the contract runs on: writes and listing.
+pub trait Store: IntegrationStore + IntegrationListing {}
+impl<T: IntegrationStore + IntegrationListing> Store for T {}
+
 struct Case {
-    store: Arc<dyn IntegrationStore>,
+    store: Arc<dyn Store>,
     svc: Integrations,
     tag: String,
 }
 
 /// Runs every case against `store`. `tag` keeps this run's owners and groups apart from
 /// anything else in the table (e.g. a short random string).
-pub async fn run(store: Arc<dyn IntegrationStore>, tag: &str) {
+pub async fn run<S: Store + 'static>(store: Arc<S>, tag: &str) {
     let keys = Arc::new(ServiceKeys::new(
         Arc::new(FixedKeys::default()),
         DEFAULT_TOKEN_TTL,
     ));
     let c = Case {
-        svc: Integrations::new(store.clone(), Arc::new(MemorySealer::default())).with_keys(keys),
+        svc: Integrations::new(store.clone(), Arc::new(MemorySealer::default()))
+            .with_keys(keys)
+            .with_listing(store.clone()),
         store,
         tag: tag.to_owned(),
     };

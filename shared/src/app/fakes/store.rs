@@ -9,8 +9,8 @@ use crate::domain::{
 };
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore, ViewPage,
-    ViewQuery, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationListing,
+    IntegrationStore, ViewPage, ViewQuery, WriteOutcome,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -315,33 +315,6 @@ impl IntegrationStore for MemoryStore {
         })
     }
 
-    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
-        self.call(Op::List, |t| {
-            let mut matching: Vec<(ListPosition, &Integration)> = t
-                .records
-                .values()
-                .filter(|i| q.visible_to.admits(i))
-                // `contains(labels, :l)`: the stored labels' text against the filter's.
-                .filter(|i| {
-                    let label = q.label.as_deref();
-                    label.is_none_or(|l| i.labels.iter().any(|x| x == l))
-                })
-                .map(|i| (ListPosition::of(i), i))
-                .filter(|(p, _)| q.after.as_ref().is_none_or(|a| p > a))
-                .collect();
-            matching.sort_by(|a, b| a.0.cmp(&b.0));
-            let more = matching.len() > q.limit;
-            let entries_read = matching.len().min(q.limit + 1);
-            matching.truncate(q.limit);
-            Ok(ViewPage {
-                last: matching.last().filter(|_| more).map(|(p, _)| p.clone()),
-                items: matching.into_iter().map(|(_, i)| i.clone()).collect(),
-                more,
-                entries_read,
-            })
-        })
-    }
-
     async fn record_test(
         &self,
         id: &str,
@@ -419,6 +392,36 @@ impl IntegrationStore for MemoryStore {
                 .take(limit.clamp(1, 1000))
                 .map(|(_, id)| id)
                 .collect())
+        })
+    }
+}
+
+#[async_trait]
+impl IntegrationListing for MemoryStore {
+    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
+        self.call(Op::List, |t| {
+            let mut matching: Vec<(ListPosition, &Integration)> = t
+                .records
+                .values()
+                .filter(|i| q.visible_to.admits(i))
+                // `contains(labels, :l)`: the stored labels' text against the filter's.
+                .filter(|i| {
+                    let label = q.label.as_deref();
+                    label.is_none_or(|l| i.labels.iter().any(|x| x == l))
+                })
+                .map(|i| (ListPosition::of(i), i))
+                .filter(|(p, _)| q.after.as_ref().is_none_or(|a| p > a))
+                .collect();
+            matching.sort_by(|a, b| a.0.cmp(&b.0));
+            let more = matching.len() > q.limit;
+            let entries_read = matching.len().min(q.limit + 1);
+            matching.truncate(q.limit);
+            Ok(ViewPage {
+                last: matching.last().filter(|_| more).map(|(p, _)| p.clone()),
+                items: matching.into_iter().map(|(_, i)| i.clone()).collect(),
+                more,
+                entries_read,
+            })
         })
     }
 }

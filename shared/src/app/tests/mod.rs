@@ -57,12 +57,12 @@ impl World {
         let store = Arc::new(MemoryStore::default());
         let sealer = Arc::new(MemorySealer::default());
         World {
-            integrations: Integrations::new(store.clone(), sealer.clone()).with_keys(
-                std::sync::Arc::new(crate::app::keys::ServiceKeys::new(
+            integrations: Integrations::new(store.clone(), sealer.clone())
+                .with_keys(std::sync::Arc::new(crate::app::keys::ServiceKeys::new(
                     std::sync::Arc::new(crate::app::fakes::FixedKeys::default()),
                     crate::app::keys::DEFAULT_TOKEN_TTL,
-                )),
-            ),
+                )))
+                .with_listing(store.clone()),
             store,
             sealer,
             account: Arc::new(FakeAccount::default()),

@@ -3,8 +3,8 @@
 use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, StateBucket, Timestamp};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
-    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationStore, ViewPage,
-    ViewQuery, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationListing,
+    IntegrationStore, ViewPage, ViewQuery, WriteOutcome,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
@@ -211,10 +211,6 @@ impl IntegrationStore for DynamoStore {
         }
     }
 
-    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
-        self.query_page(q).await
-    }
-
     async fn record_test(
         &self,
         id: &str,
@@ -283,5 +279,12 @@ impl IntegrationStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<String>> {
         self.query_buckets_due(status, changed_before, limit).await
+    }
+}
+
+#[async_trait]
+impl IntegrationListing for DynamoStore {
+    async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
+        self.query_page(q).await
     }
 }

@@ -8,11 +8,14 @@ use crate::domain::{BucketStatus, Integration, ListPosition, Timestamp};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{ViewPage, ViewQuery};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures::{StreamExt as _, TryStreamExt as _};
 use std::collections::{HashMap, HashSet};
 
 /// At most this many entries per filtered `Query` page (a label listing reads on until
 /// it has its matches; the entries are small, so a page stays far below DynamoDB's 1 MB).
 const FILTERED_PAGE: i32 = 200;
+/// Partition queries of one listing in flight at once.
+const PARTITIONS_AT_ONCE: usize = 16;
 /// BatchGetItem rounds for keys DynamoDB left unprocessed (throttling) before a 503.
 const BATCH_GET_ATTEMPTS: u32 = 4;
 
@@ -29,12 +32,12 @@ impl DynamoStore {
     pub(super) async fn query_page(&self, q: &ViewQuery) -> Result<ViewPage> {
         let want = q.limit + 1;
         let after = q.after.as_ref().map(view_sort_key);
-        let runs = futures::future::try_join_all(
-            partitions_for(&q.visible_to)
-                .into_iter()
-                .map(|p| self.read_partition(p, after.clone(), q.label.clone(), want)),
-        )
-        .await?;
+        // Concurrently, but not 101 connections at once for a caller in 100 groups.
+        let runs: Vec<Run> = futures::stream::iter(partitions_for(&q.visible_to))
+            .map(|p| self.read_partition(p, after.clone(), q.label.clone(), want))
+            .buffer_unordered(PARTITIONS_AT_ONCE)
+            .try_collect()
+            .await?;
         let entries_read = runs.iter().map(|r| r.read).sum();
         // One integration is in several of a caller's partitions (its owner's and a
         // group's): the same position, kept once.
