@@ -150,6 +150,15 @@ impl Case {
         panic!("a listing that never ends");
     }
 
+    async fn update(
+        &self,
+        who: &Caller,
+        id: &str,
+        p: IntegrationPatch,
+    ) -> crate::error::Result<Integration> {
+        self.svc.update(who, id, Precondition::None, patch(p)).await
+    }
+
     async fn names_taken(&self, who: &Caller, name: &str) -> bool {
         match self.svc.create(who, form(name, &[], &[]), None).await {
             Ok(_) => false,
@@ -170,33 +179,29 @@ impl Case {
         let other = self.create(&bob, "aws-dev", &[], &[]).await;
         // A rename onto the owner's own name is refused; onto another owner's is fine.
         let onto = self
-            .svc
             .update(
                 &bob,
                 other.id.as_str(),
-                Precondition::None,
-                patch(IntegrationPatch {
+                IntegrationPatch {
                     name: Some(name("aws-prod")),
                     ..Default::default()
-                }),
+                },
             )
             .await;
         assert!(
             matches!(onto, Err(crate::error::Error::Conflict { .. })),
             "{onto:?}"
         );
-        self.svc
-            .update(
-                &bob,
-                bobs.id.as_str(),
-                Precondition::None,
-                patch(IntegrationPatch {
-                    name: Some(name("aws-prod-2")),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("rename");
+        self.update(
+            &bob,
+            bobs.id.as_str(),
+            IntegrationPatch {
+                name: Some(name("aws-prod-2")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rename");
         // The old name is free again, for bob only.
         assert!(
             !self.names_taken(&bob, "aws-prod").await,
@@ -341,16 +346,14 @@ impl Case {
         assert_eq!(self.names(&carol, Some("blue"), 5).await.len(), 1);
         let id = i.id.as_str();
         let renamed = self
-            .svc
             .update(
                 &ann,
                 id,
-                Precondition::None,
-                patch(IntegrationPatch {
+                IntegrationPatch {
                     name: Some(name("after")),
                     labels: Some(vec![Label::parse("red").expect("label")]),
                     ..Default::default()
-                }),
+                },
             )
             .await
             .expect("rename");
@@ -363,33 +366,27 @@ impl Case {
             self.names(&carol, Some("red"), 5).await,
             [("after".to_owned(), ann.id.clone())]
         );
-        self.svc
-            .update(
-                &ann,
-                id,
-                Precondition::None,
-                patch(IntegrationPatch {
-                    shared_with: Some(vec![]),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("unshare");
+        self.update(
+            &ann,
+            id,
+            IntegrationPatch {
+                shared_with: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("unshare");
         assert!(self.names(&carol, None, 5).await.is_empty(), "unshared");
-        self.svc
-            .update(
-                &ann,
-                id,
-                Precondition::None,
-                patch(IntegrationPatch {
-                    shared_with: Some(
-                        vec![GroupName::parse(&self.group("w-team")).expect("group")],
-                    ),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("reshare");
+        self.update(
+            &ann,
+            id,
+            IntegrationPatch {
+                shared_with: Some(vec![GroupName::parse(&self.group("w-team")).expect("group")]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reshare");
         assert_eq!(self.names(&carol, None, 5).await.len(), 1, "reshared");
         self.svc
             .delete(&ann, id, Precondition::None)
@@ -466,18 +463,16 @@ impl Case {
         let ann = self.user("audit-ann", &[]);
         let i = self.create(&ann, "audited", &[], &[]).await;
         let id = i.id.as_str();
-        self.svc
-            .update(
-                &ann,
-                id,
-                Precondition::None,
-                patch(IntegrationPatch {
-                    description: Some(Some(Description::parse("x").expect("text"))),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("update");
+        self.update(
+            &ann,
+            id,
+            IntegrationPatch {
+                description: Some(Some(Description::parse("x").expect("text"))),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
         self.svc
             .delete(&ann, id, Precondition::None)
             .await
