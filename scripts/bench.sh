@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Cold-start and memory benchmark of the four Lambda binaries (release build, this
-# machine's architecture) against the local AWS (DynamoDB Local + moto): init time, first
-# and warm invocation, peak RSS.
-#   bash scripts/bench.sh [runs] [warm-invocations]
+# Runtime benchmark of the four Lambda binaries (issue 19), against the local AWS
+# (DynamoDB Local + moto, started here and stopped on exit): cold start next to a
+# hello-world lambda_runtime floor and a Python 3 + boto3 peer of create, warm latency
+# and CPU per route, peak RSS, AWS requests and rounds per operation. Writes its section
+# of BENCHMARKS.md (scripts/bench_runtime.py).
+#   bash scripts/bench.sh [cold-starts] [warm-invocations]     (defaults 20 and 200)
+# scripts/bench.py alone (MOTO_URL DYNAMODB_URL BIN_DIR RUNS WARM) still prints the short
+# table, e.g. for binaries of another architecture under qemu.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -14,6 +18,10 @@ port="$(free_port)"
 ddb_port="$(free_port)"
 start_moto "$port" "$REPO/.local/moto-bench.log"
 start_dynamodb_local "$ddb_port" "$REPO/.local/dynamodb-local-bench.log"
+# The whole workspace, as every other script builds it (one feature set, nothing built
+# twice): the functions and the floor (tests/src/bin/hello-floor.rs) alike.
 log "building release binaries"
-cargo build -q --release -p create-integration -p manage-integrations -p test-connection -p provision-bucket
-"$VENV/bin/python" scripts/bench.py "http://127.0.0.1:$port" "http://127.0.0.1:$ddb_port" "$REPO/target/release" "${1:-10}" "${2:-20}"
+cargo build -q --release --workspace --bins
+"$VENV/bin/python" scripts/bench_runtime.py "http://127.0.0.1:$port" "http://127.0.0.1:$ddb_port" \
+  "$REPO/target/release" "${1:-20}" "${2:-200}"
+log "wrote the bench-runtime section of BENCHMARKS.md"
