@@ -12,7 +12,13 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use std::time::Duration;
 
 /// Timeouts for the service's own calls (DynamoDB, KMS). Every call is bounded; API
@@ -30,11 +36,44 @@ pub fn service_timeouts() -> TimeoutConfig {
 /// would bring aws-lc). Every configuration must get it: a client without one fails its
 /// first call, so no path can fall back silently.
 pub fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+    SharedHttpClient::new(OnFirstUse(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https(),
+    ))
+}
+
+/// The SDK's HTTPS client, minus one thing: when an SDK client is constructed, the SDK
+/// builds a throw-away connector "so that native certs load at client initialization",
+/// and each such build parses the whole system trust store again. A function builds two
+/// to four clients at start, so start-up parsed it that many times, and the first
+/// request then built the connector it keeps anyway. Here connectors are built only when
+/// a request needs one (and cached by the SDK's client, as before).
+#[derive(Debug)]
+struct OnFirstUse(SharedHttpClient);
+
+impl HttpClient for OnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// Loads the standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, ...)
