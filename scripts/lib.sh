@@ -42,7 +42,30 @@ ensure_python_tools() {
 
 # A free TCP port on loopback.
 free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  # The kernel may hand the same free port to two binds in a row once the first socket
+  # is closed: a run once gave sam's start-lambda moto's port, and sam's calls went to
+  # moto. Every port handed out is recorded, and none is handed out twice.
+  mkdir -p "$REPO/.local"
+  "$VENV/bin/python" - "$REPO/.local/ports-handed-out" <<'PY'
+import os, socket, sys
+path = sys.argv[1]
+taken = set(open(path).read().split()) if os.path.exists(path) else set()
+if len(taken) > 5000:  # a record of old runs only: start it again
+    taken = set()
+    open(path, "w").close()
+for _ in range(200):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if str(port) not in taken:
+        with open(path, "a") as f:
+            f.write(f"{port}\n")
+        print(port)
+        break
+else:
+    sys.exit("no free port that was not handed out already")
+PY
 }
 
 # start_moto PORT LOGFILE [NO_AUTH_COUNT] [HOST]: starts moto server on HOST:PORT (default

@@ -114,6 +114,10 @@ fi
 
 # ---- the whole API through sam local start-lambda ----------------------------------------
 log "sam local start-lambda on 127.0.0.1:$SAM_LAMBDA_PORT (warm containers)"
+# Something else answering there would pass for start-lambda below.
+if port_taken "$SAM_LAMBDA_PORT"; then
+  log "port $SAM_LAMBDA_PORT is taken: start-lambda cannot listen there"; exit 1
+fi
 setsid sam local start-lambda "${sam_args[@]}" --port "$SAM_LAMBDA_PORT" \
   --warm-containers EAGER >"$REPO/.local/sam-start-lambda.log" 2>&1 &
 SAM_PGID=$!
