@@ -122,6 +122,28 @@ def bootstrap(moto_url, dynamodb_url):
     return table, key, hmac
 
 
+def function_env(moto_url, dynamodb_url, table, key, hmac):
+    """The environment a function gets, as Lambda and the template set it."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "TABLE_NAME": table,
+        "KMS_KEY_ID": key,
+        "HMAC_KEY_ID": hmac,
+        "RUST_LOG": "warn",
+    }
+
+
 def event(name, n):
     text = (REPO / "events" / name).read_text()
     ev = json.loads(text)
@@ -176,23 +198,7 @@ def main():
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 10
     warm = int(sys.argv[5]) if len(sys.argv) > 5 else 20
     table, key, hmac = bootstrap(moto_url, dynamodb_url)
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-        "TABLE_NAME": table,
-        "KMS_KEY_ID": key,
-        "HMAC_KEY_ID": hmac,
-        "RUST_LOG": "warn",
-    }
+    env = function_env(moto_url, dynamodb_url, table, key, hmac)
     print("%-20s %10s %10s %10s %10s" % ("function", "init p50", "first", "warm p50", "peak RSS"))
     for function, event_name in CASES:
         results = [run_once(bin_dir / function, event_name, env, warm) for _ in range(runs)]

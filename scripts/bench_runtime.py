@@ -240,24 +240,7 @@ def main():
     table, key, hmac = bench.bootstrap(moto_url, dynamodb_url)
     # The peer writes its own table: its items are not the functions' record format.
     peer_table = bench.bootstrap(moto_url, dynamodb_url)[0]
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-        "TABLE_NAME": table,
-        "KMS_KEY_ID": key,
-        "HMAC_KEY_ID": hmac,
-        "RUST_LOG": "warn",
-    }
+    env = bench.function_env(moto_url, dynamodb_url, table, key, hmac)
     peer_env = dict(env, TABLE_NAME=peer_table, PYTHONDONTWRITEBYTECODE="1")
     commands = {f: ([str(bin_dir / f)], env) for f in FUNCTIONS + ["hello-floor"]}
     commands["python-peer"] = ([sys.executable, str(REPO / "scripts" / "peer" / "runtime.py")], peer_env)
