@@ -1,6 +1,7 @@
 //! The floor for the runtime benchmark (`scripts/bench.sh`): a hello-world
-//! `lambda_runtime` function with the functions' own tokio runtime (`#[tokio::main]`)
-//! and release profile, but no SDK, TLS, tracing or use case. Its init and per-request
+//! `lambda_runtime` function as in lambda_runtime's examples (`#[tokio::main]`, a
+//! multi-thread runtime; the functions run a current-thread one) with the functions'
+//! release profile, but no SDK, TLS, tracing or use case. Its init and per-request
 //! cost is what any Rust function pays; the functions' difference to it is theirs.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
