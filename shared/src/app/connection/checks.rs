@@ -1,12 +1,14 @@
 //! The steps of Test Connection, in order: credentials, account, role, state bucket.
+//! Each step here only judges an answer; `ConnectionTester::run` decides which calls go
+//! out together.
 
 use super::bucket::BucketFindings;
 use super::steps::{credentials_failure, failed, passed, skipped, step, unreachable, Budget};
 use super::{
     Availability, BucketReport, ConnectionTester, ConnectionUnderTest, Findings, Step, StepStatus,
 };
-use crate::domain::{policies, BucketName, Partition, Region, RoleName};
-use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CallerIdentity, FailureKind};
+use crate::domain::{policies, BucketName, Partition, Region};
+use crate::ports::{AwsCredentials, AwsFailure, CallerIdentity, FailureKind};
 use serde_json::json;
 
 /// Step 2, account: does it match? With a role, the role's account is the one that counts
@@ -54,192 +56,185 @@ pub(super) fn account(
     false
 }
 
-impl ConnectionTester {
-    /// Step 1, credentials: do the keys authenticate? The caller's identity, or `None` after a failure.
-    pub(super) async fn credentials(
-        &self,
-        budget: &Budget,
-        s: &ConnectionUnderTest<'_>,
-        user: &AwsCredentials,
-        found: &mut Findings,
-    ) -> Option<CallerIdentity> {
-        let (res, ms) = budget
-            .call(self.identity.caller_identity(user, s.region))
-            .await;
-        match res {
-            Ok(id) => {
-                let detail = format!("authenticated as {}", id.arn);
-                found.steps.push(passed("credentials", ms, detail));
-                found.proves.push(format!(
-                    "access key {} is active and the secret matches it: AWS authenticates it \
-                     as {}",
-                    s.aws_access_key_id.masked(),
-                    id.arn
-                ));
-                found.caller_arn = Some(id.arn.clone());
-                Some(id)
-            }
-            Err(f) => {
-                let stop = credentials_failure(s.aws_access_key_id, s.region, &f, ms);
-                found.steps.push(stop);
-                None
-            }
-        }
-    }
-
-    /// Steps 3-4, role: can the user assume it, and do its credentials act in the account?
-    /// The role's credentials when both hold.
-    pub(super) async fn role(
-        &self,
-        budget: &Budget,
-        s: &ConnectionUnderTest<'_>,
-        role: &RoleName,
-        caller: &CallerIdentity,
-        user: &AwsCredentials,
-        found: &mut Findings,
-    ) -> Option<AwsCredentials> {
-        let role_arn = role.arn(s.region.partition(), s.aws_account_id);
-        let session = format!(
-            "infrakitchen-{}",
-            ulid::Ulid::new().to_string().to_lowercase()
-        );
-        let req = AssumeRole {
-            role_arn: &role_arn,
-            session_name: &session,
-            duration_seconds: s.session_duration.as_secs(),
-            external_id: s.external_id.map(|e| e.as_str()),
-        };
-        let (res, ms) = budget
-            .call(self.identity.assume_role(user, s.region, &req))
-            .await;
-        let temp = match res {
-            Ok(temp) => temp,
-            Err(f) => {
-                let stop = assume_role_failure(caller, &role_arn, s, &f, ms);
-                let next = skipped("role_identity", &stop);
-                found.steps.push(stop);
-                found.steps.push(next);
-                return None;
-            }
-        };
-        found
-            .steps
-            .push(passed("assume_role", ms, format!("assumed {role_arn}")));
-        let ext = s
-            .external_id
-            .map(|_| " with the configured ExternalId")
-            .unwrap_or_default();
-        found.proves.push(format!(
-            "{} may assume {role_arn}{ext} for {} s sessions: the user's sts:AssumeRole \
-             permission and the role's trust policy both allow it",
-            caller.arn, s.session_duration
-        ));
-        self.role_identity(budget, s, temp, found).await
-    }
-
-    /// Step 4: do the role's temporary credentials act in the account? They are the
-    /// effective credentials when they do.
-    async fn role_identity(
-        &self,
-        budget: &Budget,
-        s: &ConnectionUnderTest<'_>,
-        temp: AwsCredentials,
-        found: &mut Findings,
-    ) -> Option<AwsCredentials> {
-        let (res, ms) = budget
-            .call(self.identity.caller_identity(&temp, s.region))
-            .await;
-        match res {
-            Ok(id) if *s.aws_account_id == id.account.as_str() => {
-                let detail = format!("acting as {} in account {}", id.arn, id.account);
-                found.steps.push(passed("role_identity", ms, detail));
-                found.proves.push(format!(
-                    "the role's temporary credentials work and act in account {} as {}",
-                    id.account, id.arn
-                ));
-                found.assumed_role_arn = Some(id.arn);
-                return Some(temp);
-            }
-            Ok(id) => found.steps.push(failed(
-                "role_identity",
-                ms,
-                format!(
-                    "the role's credentials belong to account {}, not to {}",
-                    id.account, s.aws_account_id
-                ),
-                None,
-                "Confirm the AWS Account ID is the account the role lives in.".into(),
-            )),
-            Err(f) if f.kind().is_outage() => found.steps.push(unreachable(
-                "role_identity",
-                ms,
-                "STS GetCallerIdentity",
-                s.region,
-                &f,
-            )),
-            Err(f) => found.steps.push(failed(
-                "role_identity",
-                ms,
-                format!(
-                    "GetCallerIdentity with the role's credentials failed: {}",
-                    f.describe()
-                ),
-                Some(&f),
-                "Retry; if it persists, check the role's session policies and SCPs.".into(),
-            )),
-        }
-        None
-    }
-
-    /// Step 5, state bucket: is the name usable by this account?
-    pub(super) async fn bucket(
-        &self,
-        budget: &Budget,
-        s: &ConnectionUnderTest<'_>,
-        effective: Option<&AwsCredentials>,
-        found: &mut Findings,
-    ) {
-        let Some(creds) = effective else {
-            let outage = found
-                .steps
-                .iter()
-                .any(|s| s.status == StepStatus::Unreachable);
-            found.steps.push(step(
-                "state_bucket",
-                StepStatus::Skipped,
-                0,
-                format!(
-                    "skipped: no working credentials for the account (an earlier step {})",
-                    if outage {
-                        "could not reach AWS"
-                    } else {
-                        "failed"
-                    }
-                ),
+/// Step 1, credentials: do the keys authenticate? The caller's identity, or `None` after a failure.
+pub(super) fn credentials(
+    (res, ms): (Result<CallerIdentity, AwsFailure>, u64),
+    s: &ConnectionUnderTest<'_>,
+    found: &mut Findings,
+) -> Option<CallerIdentity> {
+    match res {
+        Ok(id) => {
+            let detail = format!("authenticated as {}", id.arn);
+            found.steps.push(passed("credentials", ms, detail));
+            found.proves.push(format!(
+                "access key {} is active and the secret matches it: AWS authenticates it \
+                 as {}",
+                s.aws_access_key_id.masked(),
+                id.arn
             ));
-            return;
-        };
+            found.caller_arn = Some(id.arn.clone());
+            Some(id)
+        }
+        Err(f) => {
+            let stop = credentials_failure(s.aws_access_key_id, s.region, &f, ms);
+            found.steps.push(stop);
+            None
+        }
+    }
+}
+
+/// Step 3, role: may the user assume it? The role's temporary credentials when it may.
+/// Without a caller (the keys failed) the role's steps are skipped, whatever STS said.
+pub(super) fn assume_role(
+    (res, ms): (Result<AwsCredentials, AwsFailure>, u64),
+    role_arn: &str,
+    caller: Option<&CallerIdentity>,
+    s: &ConnectionUnderTest<'_>,
+    found: &mut Findings,
+) -> Option<AwsCredentials> {
+    let Some(caller) = caller else {
+        for name in ["assume_role", "role_identity"] {
+            let next = skipped(name, &found.steps[0]);
+            found.steps.push(next);
+        }
+        return None;
+    };
+    let temp = match res {
+        Ok(temp) => temp,
+        Err(f) => {
+            let stop = assume_role_failure(caller, role_arn, s, &f, ms);
+            let next = skipped("role_identity", &stop);
+            found.steps.push(stop);
+            found.steps.push(next);
+            return None;
+        }
+    };
+    found
+        .steps
+        .push(passed("assume_role", ms, format!("assumed {role_arn}")));
+    let ext = s
+        .external_id
+        .map(|_| " with the configured ExternalId")
+        .unwrap_or_default();
+    found.proves.push(format!(
+        "{} may assume {role_arn}{ext} for {} s sessions: the user's sts:AssumeRole \
+         permission and the role's trust policy both allow it",
+        caller.arn, s.session_duration
+    ));
+    Some(temp)
+}
+
+/// Step 4: do the role's temporary credentials act in the account?
+pub(super) fn role_identity(
+    (res, ms): (Result<CallerIdentity, AwsFailure>, u64),
+    s: &ConnectionUnderTest<'_>,
+    found: &mut Findings,
+) -> bool {
+    match res {
+        Ok(id) if *s.aws_account_id == id.account.as_str() => {
+            let detail = format!("acting as {} in account {}", id.arn, id.account);
+            found.steps.push(passed("role_identity", ms, detail));
+            found.proves.push(format!(
+                "the role's temporary credentials work and act in account {} as {}",
+                id.account, id.arn
+            ));
+            found.assumed_role_arn = Some(id.arn);
+            return true;
+        }
+        Ok(id) => found.steps.push(failed(
+            "role_identity",
+            ms,
+            format!(
+                "the role's credentials belong to account {}, not to {}",
+                id.account, s.aws_account_id
+            ),
+            None,
+            "Confirm the AWS Account ID is the account the role lives in.".into(),
+        )),
+        Err(f) if f.kind().is_outage() => found.steps.push(unreachable(
+            "role_identity",
+            ms,
+            "STS GetCallerIdentity",
+            s.region,
+            &f,
+        )),
+        Err(f) => found.steps.push(failed(
+            "role_identity",
+            ms,
+            format!(
+                "GetCallerIdentity with the role's credentials failed: {}",
+                f.describe()
+            ),
+            Some(&f),
+            "Retry; if it persists, check the role's session policies and SCPs.".into(),
+        )),
+    }
+    false
+}
+
+/// Step 5, state bucket: is the name usable by this account? `None` when no working
+/// credentials for the account were established (the check's answer, if any, is moot).
+pub(super) fn state_bucket(
+    checked: Option<(Step, Availability)>,
+    s: &ConnectionUnderTest<'_>,
+    found: &mut Findings,
+) {
+    let Some((step_found, availability)) = checked else {
+        let outage = found
+            .steps
+            .iter()
+            .any(|s| s.status == StepStatus::Unreachable);
+        found.steps.push(step(
+            "state_bucket",
+            StepStatus::Skipped,
+            0,
+            format!(
+                "skipped: no working credentials for the account (an earlier step {})",
+                if outage {
+                    "could not reach AWS"
+                } else {
+                    "failed"
+                }
+            ),
+        ));
+        return;
+    };
+    let bucket = s.aws_account_id.state_bucket_name();
+    match availability {
+        Availability::Available => found.proves.push(format!(
+            "the state bucket name {bucket} is free: no bucket of that name exists yet"
+        )),
+        Availability::Owned => found.proves.push(format!(
+            "the state bucket {bucket} already exists in account {}",
+            s.aws_account_id
+        )),
+        _ => {}
+    }
+    found.steps.push(step_found);
+    found.state_bucket = Some(BucketReport {
+        name: bucket,
+        region: s.region.clone(),
+        availability,
+    });
+}
+
+impl ConnectionTester {
+    /// The bucket check with `creds`, when the test asks for one.
+    pub(super) async fn bucket_check(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        creds: &AwsCredentials,
+    ) -> Option<(Step, Availability)> {
+        if !s.check_bucket {
+            return None;
+        }
         let bucket = s.aws_account_id.state_bucket_name();
         let partition = s.region.partition();
-        let (step, availability) = self
-            .bucket_step(budget, creds, s.region, partition, &bucket)
-            .await;
-        match availability {
-            Availability::Available => found.proves.push(format!(
-                "the state bucket name {bucket} is free: no bucket of that name exists yet"
-            )),
-            Availability::Owned => found.proves.push(format!(
-                "the state bucket {bucket} already exists in account {}",
-                s.aws_account_id
-            )),
-            _ => {}
-        }
-        found.steps.push(step);
-        found.state_bucket = Some(BucketReport {
-            name: bucket,
-            region: s.region.clone(),
-            availability,
-        });
+        Some(
+            self.bucket_step(budget, creds, s.region, partition, &bucket)
+                .await,
+        )
     }
 
     /// HeadBucket and the caller's own buckets, at once: free, owned, taken, or unknown.

@@ -13,7 +13,7 @@ mod steps;
 use crate::domain::{
     AccessKeyId, AccountId, BucketName, ExternalId, LastTest, Region, RoleName, SessionDuration,
 };
-use crate::ports::{AwsCredentials, AwsIdentity, BucketAccess};
+use crate::ports::{AssumeRole, AwsCredentials, AwsIdentity, BucketAccess};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
@@ -155,7 +155,10 @@ impl ConnectionTester {
     }
 
     /// Credentials, then account, then the role (if any), then the bucket name (if
-    /// asked); a step that cannot run after a failure is reported as skipped.
+    /// asked); a step that cannot run after a failure is reported as skipped. Calls that
+    /// need no earlier answer go out together (the keys' identity with AssumeRole or with
+    /// the bucket check, the role's identity with the bucket check): one round without a
+    /// role, two with one. An answer that an earlier failure makes moot is dropped.
     pub async fn run(&self, s: &ConnectionUnderTest<'_>) -> Report {
         let budget = Budget::start(self.budget);
         let mut found = Findings::default();
@@ -164,25 +167,43 @@ impl ConnectionTester {
             secret_access_key: s.secret.clone(),
             session_token: None,
         };
-        let caller = self.credentials(&budget, s, &user, &mut found).await;
-        let account_ok = checks::account(caller.as_ref(), s, &mut found);
-        // The credentials the bucket check runs with: the role's, or the user's own.
-        let effective = match (s.role, &caller) {
-            (Some(role), Some(caller)) => {
-                self.role(&budget, s, role, caller, &user, &mut found).await
+        let who = budget.call(self.identity.caller_identity(&user, s.region));
+        let bucket = match s.role {
+            None => {
+                let (who, bucket) = tokio::join!(who, self.bucket_check(&budget, s, &user));
+                let caller = checks::credentials(who, s, &mut found);
+                checks::account(caller.as_ref(), s, &mut found).then_some(bucket)
             }
-            (Some(_), None) => {
-                for name in ["assume_role", "role_identity"] {
-                    let next = steps::skipped(name, &found.steps[0]);
-                    found.steps.push(next);
+            Some(role) => {
+                let role_arn = role.arn(s.region.partition(), s.aws_account_id);
+                let session = format!(
+                    "infrakitchen-{}",
+                    ulid::Ulid::new().to_string().to_lowercase()
+                );
+                let req = AssumeRole {
+                    role_arn: &role_arn,
+                    session_name: &session,
+                    duration_seconds: s.session_duration.as_secs(),
+                    external_id: s.external_id.map(|e| e.as_str()),
+                };
+                let assume = budget.call(self.identity.assume_role(&user, s.region, &req));
+                let (who, assumed) = tokio::join!(who, assume);
+                let caller = checks::credentials(who, s, &mut found);
+                checks::account(caller.as_ref(), s, &mut found);
+                match checks::assume_role(assumed, &role_arn, caller.as_ref(), s, &mut found) {
+                    Some(temp) => {
+                        let (id, bucket) = tokio::join!(
+                            budget.call(self.identity.caller_identity(&temp, s.region)),
+                            self.bucket_check(&budget, s, &temp),
+                        );
+                        checks::role_identity(id, s, &mut found).then_some(bucket)
+                    }
+                    None => None,
                 }
-                None
             }
-            (None, _) => account_ok.then(|| user.clone()),
         };
         if s.check_bucket {
-            self.bucket(&budget, s, effective.as_ref(), &mut found)
-                .await;
+            checks::state_bucket(bucket.flatten(), s, &mut found);
         }
         found.into_report(s)
     }

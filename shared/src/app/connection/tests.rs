@@ -1,6 +1,7 @@
 //! Unit tests of `connection`.
 
 use super::*;
+use crate::app::fakes::Trace;
 use crate::ports::{AssumeRole, AwsFailure, CallerIdentity, HeadBucket};
 use async_trait::async_trait;
 
@@ -13,6 +14,8 @@ struct Fake {
     head: Result<HeadBucket, AwsFailure>,
     own: Result<Vec<String>, AwsFailure>,
     hang: bool,
+    /// How the calls overlapped (rounds).
+    trace: Trace,
 }
 
 const ACCOUNT: &str = "123456789012";
@@ -37,15 +40,17 @@ impl Default for Fake {
             head: Ok(HeadBucket::NotFound),
             own: Ok(vec![]),
             hang: false,
+            trace: Trace::default(),
         }
     }
 }
 
 impl Fake {
-    async fn answer<T: Clone>(&self, r: &Result<T, AwsFailure>) -> Result<T, AwsFailure> {
+    async fn answer<T: Clone>(&self, op: &str, r: &Result<T, AwsFailure>) -> Result<T, AwsFailure> {
         if self.hang {
             std::future::pending::<()>().await;
         }
+        self.trace.call(op).await;
         r.clone()
     }
 }
@@ -58,8 +63,11 @@ impl AwsIdentity for Fake {
         _: &Region,
     ) -> Result<CallerIdentity, AwsFailure> {
         match creds.session_token {
-            Some(_) => self.answer(&self.role_caller).await,
-            None => self.answer(&self.caller).await,
+            Some(_) => {
+                self.answer("GetCallerIdentity(role)", &self.role_caller)
+                    .await
+            }
+            None => self.answer("GetCallerIdentity", &self.caller).await,
         }
     }
     async fn assume_role(
@@ -68,11 +76,13 @@ impl AwsIdentity for Fake {
         _: &Region,
         _: &AssumeRole<'_>,
     ) -> Result<AwsCredentials, AwsFailure> {
-        self.answer(&self.assume).await.map(|_| AwsCredentials {
-            access_key_id: "ASIATEMP".into(),
-            secret_access_key: SecretString::from("temp".to_owned()),
-            session_token: Some(SecretString::from("token".to_owned())),
-        })
+        self.answer("AssumeRole", &self.assume)
+            .await
+            .map(|_| AwsCredentials {
+                access_key_id: "ASIATEMP".into(),
+                secret_access_key: SecretString::from("temp".to_owned()),
+                session_token: Some(SecretString::from("token".to_owned())),
+            })
     }
 }
 
@@ -84,7 +94,7 @@ impl BucketAccess for Fake {
         _: &Region,
         _: &BucketName,
     ) -> Result<HeadBucket, AwsFailure> {
-        self.answer(&self.head).await
+        self.answer("HeadBucket", &self.head).await
     }
     async fn own_buckets(
         &self,
@@ -92,7 +102,7 @@ impl BucketAccess for Fake {
         _: &Region,
         _: &str,
     ) -> Result<Vec<String>, AwsFailure> {
-        self.answer(&self.own).await
+        self.answer("ListBuckets", &self.own).await
     }
 }
 
@@ -417,4 +427,49 @@ fn only_real_verdicts_are_recorded() {
     assert_eq!(Outcome::Passed.recorded_ok(), Some(true));
     assert_eq!(Outcome::Failed.recorded_ok(), Some(false));
     assert_eq!(Outcome::Unreachable.recorded_ok(), None);
+}
+
+/// Calls that need no earlier answer go out together (issue 19's round trips): without a
+/// role the keys' identity and the bucket check are one round; with a role, the keys'
+/// identity goes with AssumeRole, then the role's identity with the bucket check.
+#[tokio::test]
+async fn independent_calls_go_out_together() {
+    let sorted = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let fake = Fake::default();
+    let trace = fake.trace.clone();
+    let r = run(fake, false, true).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(
+        trace.rounds(),
+        vec![sorted(&["GetCallerIdentity", "HeadBucket", "ListBuckets"])]
+    );
+    let fake = Fake::default();
+    let trace = fake.trace.clone();
+    let r = run(fake, true, true).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(
+        trace.rounds(),
+        vec![
+            sorted(&["AssumeRole", "GetCallerIdentity"]),
+            sorted(&["GetCallerIdentity(role)", "HeadBucket", "ListBuckets"]),
+        ]
+    );
+    // An answer made moot by an earlier failure is dropped: bad keys skip the role and
+    // the bucket whatever STS and S3 said to them.
+    let fake = Fake {
+        caller: Err(code("InvalidClientTokenId", 403)),
+        ..Fake::default()
+    };
+    let r = run(fake, true, true).await;
+    assert_eq!(
+        statuses(&r),
+        vec![
+            ("credentials", StepStatus::Failed),
+            ("account", StepStatus::Skipped),
+            ("assume_role", StepStatus::Skipped),
+            ("role_identity", StepStatus::Skipped),
+            ("state_bucket", StepStatus::Skipped),
+        ]
+    );
+    assert!(r.state_bucket.is_none() && r.assumed_role_arn.is_none());
 }
