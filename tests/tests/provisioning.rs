@@ -225,6 +225,105 @@ async fn duplicate_and_concurrent_stream_records_provision_once() {
     assert_eq!(sb.attempts, 1, "exactly one provisioning ran");
 }
 
+/// The stream record of `id` as Lambda would deliver it now: its new image is the
+/// stored item, read raw.
+async fn stream_record_of(env: &TestEnv, id: &str, seq: &str) -> Value {
+    let item = aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(&env.stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("I#{id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let image = serde_json::to_value(serde_dynamo::Item::from(item)).unwrap();
+    json!({
+        "eventID": seq,
+        "eventName": "MODIFY",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": {"pk": {"S": format!("I#{id}")}},
+            "NewImage": image,
+            "SequenceNumber": seq,
+            "SizeBytes": 1000,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    })
+}
+
+/// A stream record starts from its image (no read of the record), but only while the
+/// record is still exactly as the image shows it: an image older than a change (here a
+/// rename) is refused by the claim's condition, and the run uses the record as stored.
+#[tokio::test]
+async fn a_stream_image_is_used_only_while_the_record_is_unchanged() {
+    let env = TestEnv::new().await; // no poller: the test delivers the records itself
+    let p = &env.functions.provisioner;
+    let handle = |record: Value| async move {
+        let out =
+            integrations_core::events::provision_bucket::handle(p, json!({ "Records": [record] }))
+                .await
+                .unwrap();
+        assert_eq!(out["batchItemFailures"], json!([]));
+    };
+
+    // Current: provisioned from the image, in one attempt.
+    let account = random_account();
+    let r = env
+        .post("/integrations/aws", &bucket_form("fresh", &account, None))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    handle(stream_record_of(&env, &id, "1").await).await;
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(
+        (&b["status"], &b["attempts"]),
+        (&json!("ready"), &json!(1)),
+        "{b}"
+    );
+
+    // Stale: renamed after the image was taken.
+    let account = random_account();
+    let r = env
+        .post("/integrations/aws", &bucket_form("before", &account, None))
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let old = stream_record_of(&env, &id, "2").await;
+    let renamed = env
+        .send(
+            "PATCH",
+            &format!("/integrations/aws/{id}"),
+            Some(&json!({"name": "after"})),
+            &[],
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    handle(old).await;
+    let b = env.settled_bucket(&id).await;
+    assert_eq!(
+        (&b["status"], &b["attempts"]),
+        (&json!("ready"), &json!(1)),
+        "{b}"
+    );
+    let backend = b["backend"].as_str().unwrap();
+    assert!(backend.contains("\"after/terraform.tfstate\""), "{backend}");
+    let tags = s3(&env)
+        .get_bucket_tagging()
+        .bucket(format!("infrakitchen-{account}-bucket"))
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tag_set
+        .iter()
+        .any(|t| t.key == "infrakitchen:integration-name" && t.value == "after"));
+}
+
 #[tokio::test]
 async fn a_pre_existing_own_bucket_is_adopted_in_us_east_1_and_elsewhere() {
     let env = TestEnv::new().await;

@@ -12,6 +12,55 @@ mod store;
 pub(crate) use account::{aws_error, Call, FakeAccount, TEMP_KEY_ID, USER_ARN};
 pub use store::{MemoryStore, Op};
 
+/// The calls the fakes answered and how they overlapped in time, shared by the fakes of
+/// one test. Each call is in flight across one yield to the executor, so calls made at
+/// once (`join!`) overlap and calls made one after the other do not.
+#[derive(Clone, Default)]
+pub(crate) struct Trace(std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>);
+
+impl Trace {
+    /// Marks one call of `op`: started, a yield, finished.
+    pub(crate) async fn call(&self, op: &str) {
+        self.push(op.to_owned(), true);
+        tokio::task::yield_now().await;
+        self.push(op.to_owned(), false);
+    }
+
+    /// Forgets the calls so far (a test's set-up).
+    pub(crate) fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn push(&self, op: String, start: bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((op, start));
+    }
+
+    /// The calls by sequential round, as the benchmark's counting proxy tells them
+    /// apart: a round starts whenever no call is in flight. Each round's calls sorted.
+    pub(crate) fn rounds(&self) -> Vec<Vec<String>> {
+        let mut rounds: Vec<Vec<String>> = vec![];
+        let mut in_flight = 0usize;
+        for (op, start) in self.0.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if !start {
+                in_flight -= 1;
+                continue;
+            }
+            if in_flight == 0 {
+                rounds.push(vec![]);
+            }
+            in_flight += 1;
+            if let Some(round) = rounds.last_mut() {
+                round.push(op.clone());
+                round.sort();
+            }
+        }
+        rounds
+    }
+}
+
 /// A key deriver with one fixed root key, as KMS GenerateMac under one HMAC key is:
 /// the same label gives the same bytes.
 #[derive(Debug, Clone)]
@@ -88,6 +137,7 @@ pub(crate) struct MemorySealer {
     failures: AtomicU32,
     seals: AtomicU32,
     opens: AtomicU32,
+    trace: Trace,
 }
 
 fn kms_error(operation: &'static str, code: &str) -> Error {
@@ -110,6 +160,14 @@ fn scramble(bytes: &[u8]) -> Vec<u8> {
 }
 
 impl MemorySealer {
+    /// A sealer whose calls go to `trace` (as `Encrypt` and `Decrypt`).
+    pub(crate) fn traced(trace: &Trace) -> Self {
+        Self {
+            trace: trace.clone(),
+            ..Default::default()
+        }
+    }
+
     /// The next `n` calls (seal or open) fail with `Error::Unavailable` (KMS).
     pub(crate) fn fail_next(&self, n: u32) {
         self.failures.store(n, Ordering::SeqCst);
@@ -140,6 +198,7 @@ impl MemorySealer {
 impl SecretSealer for MemorySealer {
     async fn seal(&self, secret: &SecretString, ctx: SealContext<'_>) -> Result<Sealed> {
         self.seals.fetch_add(1, Ordering::SeqCst);
+        self.trace.call("Encrypt").await;
         self.outage("Encrypt")?;
         let mut sealed = bound_to(ctx).into_bytes();
         sealed.extend(scramble(secret.expose_secret().as_bytes()));
@@ -148,6 +207,7 @@ impl SecretSealer for MemorySealer {
 
     async fn open(&self, sealed: &Sealed, ctx: SealContext<'_>) -> Result<SecretString> {
         self.opens.fetch_add(1, Ordering::SeqCst);
+        self.trace.call("Decrypt").await;
         self.outage("Decrypt")?;
         let secret = sealed.0.strip_prefix(bound_to(ctx).as_bytes());
         match secret.map(|s| String::from_utf8(scramble(s))) {

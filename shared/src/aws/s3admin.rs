@@ -43,9 +43,10 @@ pub fn tls_only_policy(arn: &str) -> String {
     .to_string()
 }
 
-async fn versioning(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
+async fn versioning(s3: &Client, bucket: &BucketName, owner: &str) -> Result<(), AwsFailure> {
     s3.put_bucket_versioning()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .versioning_configuration(
             VersioningConfiguration::builder()
                 .status(BucketVersioningStatus::Enabled)
@@ -57,7 +58,12 @@ async fn versioning(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> 
         .map_err(|e| failure(&e))
 }
 
-async fn encryption(s3: &Client, bucket: &BucketName, kms: Option<&str>) -> Result<(), AwsFailure> {
+async fn encryption(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+    kms: Option<&str>,
+) -> Result<(), AwsFailure> {
     let default = match kms {
         Some(key) => ServerSideEncryptionByDefault::builder()
             .sse_algorithm(ServerSideEncryption::AwsKms)
@@ -79,6 +85,7 @@ async fn encryption(s3: &Client, bucket: &BucketName, kms: Option<&str>) -> Resu
         .map_err(build_failure)?;
     s3.put_bucket_encryption()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .server_side_encryption_configuration(config)
         .send()
         .await
@@ -86,9 +93,14 @@ async fn encryption(s3: &Client, bucket: &BucketName, kms: Option<&str>) -> Resu
         .map_err(|e| failure(&e))
 }
 
-async fn public_access_block(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
+async fn public_access_block(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+) -> Result<(), AwsFailure> {
     s3.put_public_access_block()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .public_access_block_configuration(
             PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)
@@ -103,13 +115,14 @@ async fn public_access_block(s3: &Client, bucket: &BucketName) -> Result<(), Aws
         .map_err(|e| failure(&e))
 }
 
-async fn ownership(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
+async fn ownership(s3: &Client, bucket: &BucketName, owner: &str) -> Result<(), AwsFailure> {
     let rule = OwnershipControlsRule::builder()
         .object_ownership(ObjectOwnership::BucketOwnerEnforced)
         .build()
         .map_err(build_failure)?;
     s3.put_bucket_ownership_controls()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .ownership_controls(
             OwnershipControls::builder()
                 .rules(rule)
@@ -122,9 +135,15 @@ async fn ownership(s3: &Client, bucket: &BucketName) -> Result<(), AwsFailure> {
         .map_err(|e| failure(&e))
 }
 
-async fn policy(s3: &Client, bucket: &BucketName, arn: &str) -> Result<(), AwsFailure> {
+async fn policy(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+    arn: &str,
+) -> Result<(), AwsFailure> {
     s3.put_bucket_policy()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .policy(tls_only_policy(arn))
         .send()
         .await
@@ -132,7 +151,12 @@ async fn policy(s3: &Client, bucket: &BucketName, arn: &str) -> Result<(), AwsFa
         .map_err(|e| failure(&e))
 }
 
-async fn lifecycle(s3: &Client, bucket: &BucketName, days: u32) -> Result<(), AwsFailure> {
+async fn lifecycle(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+    days: u32,
+) -> Result<(), AwsFailure> {
     let rule = LifecycleRule::builder()
         .id("infrakitchen-state-versions")
         .status(ExpirationStatus::Enabled)
@@ -151,6 +175,7 @@ async fn lifecycle(s3: &Client, bucket: &BucketName, days: u32) -> Result<(), Aw
         .map_err(build_failure)?;
     s3.put_bucket_lifecycle_configuration()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .lifecycle_configuration(
             BucketLifecycleConfiguration::builder()
                 .rules(rule)
@@ -166,6 +191,7 @@ async fn lifecycle(s3: &Client, bucket: &BucketName, days: u32) -> Result<(), Aw
 async fn tagging(
     s3: &Client,
     bucket: &BucketName,
+    owner: &str,
     tags: &[(String, String)],
 ) -> Result<(), AwsFailure> {
     let mut set = Tagging::builder();
@@ -180,6 +206,7 @@ async fn tagging(
     }
     s3.put_bucket_tagging()
         .bucket(bucket.as_str())
+        .expected_bucket_owner(owner)
         .tagging(set.build().map_err(build_failure)?)
         .send()
         .await
@@ -256,15 +283,18 @@ impl BucketAdmin for CustomerAccount {
     ) -> Vec<(&'static str, AwsFailure)> {
         let s3 = self.s3(creds, region);
         let arn = bucket.arn(spec.partition);
+        // Every setting names the owner it expects: S3 refuses it (403) on a bucket of
+        // another account, so nothing here ever changes someone else's bucket.
+        let owner = spec.expected_owner.as_str();
         // Independent settings: apply them all at once.
         let (v, e, p, o, pol, l, t) = tokio::join!(
-            versioning(&s3, bucket),
-            encryption(&s3, bucket, spec.kms_key_arn.as_deref()),
-            public_access_block(&s3, bucket),
-            ownership(&s3, bucket),
-            policy(&s3, bucket, &arn),
-            lifecycle(&s3, bucket, spec.noncurrent_days),
-            tagging(&s3, bucket, &spec.tags),
+            versioning(&s3, bucket, owner),
+            encryption(&s3, bucket, owner, spec.kms_key_arn.as_deref()),
+            public_access_block(&s3, bucket, owner),
+            ownership(&s3, bucket, owner),
+            policy(&s3, bucket, owner, &arn),
+            lifecycle(&s3, bucket, owner, spec.noncurrent_days),
+            tagging(&s3, bucket, owner, &spec.tags),
         );
         [
             ("PutBucketVersioning", v),
@@ -278,5 +308,85 @@ impl BucketAdmin for CustomerAccount {
         .into_iter()
         .filter_map(|(op, r)| r.err().map(|f| (op, f)))
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::body::SdkBody;
+    use std::sync::{Arc, Mutex};
+
+    /// A request's method and the `ExpectedBucketOwner` header it carried.
+    type Seen = (String, Option<String>);
+
+    /// An HTTP client that answers every request with an empty 200 and keeps what it saw.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+    impl HttpConnector for Recorder {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let owner = request.headers().get("x-amz-expected-bucket-owner");
+            let seen = (request.method().to_owned(), owner.map(str::to_owned));
+            self.0.lock().unwrap().push(seen);
+            let status = 200u16.try_into().unwrap();
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::empty())))
+        }
+    }
+
+    impl HttpClient for Recorder {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// Every hardening setting and the owner check name the expected owner, so S3 never
+    /// applies a setting to another account's bucket (moto ignores the header: this is
+    /// where it is proven to be sent).
+    #[tokio::test]
+    async fn every_setting_and_the_owner_check_name_the_expected_owner() {
+        let recorder = Recorder::default();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .http_client(recorder.clone())
+            .load()
+            .await;
+        let account = CustomerAccount::new(&sdk);
+        let creds = AwsCredentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "secret".to_owned().into(),
+            session_token: None,
+        };
+        let owner = AccountId::parse("123456789012").unwrap();
+        let region = Region::parse("us-east-1").unwrap();
+        let bucket = owner.state_bucket_name();
+        let spec = Hardening {
+            expected_owner: owner.clone(),
+            partition: region.partition(),
+            noncurrent_days: 90,
+            kms_key_arn: None,
+            tags: vec![("k".into(), "v".into())],
+        };
+        assert!(account
+            .harden(&creds, &region, &bucket, &spec)
+            .await
+            .is_empty());
+        let owned = account.owned_by(&creds, &region, &bucket, &owner).await;
+        assert!(matches!(owned, Ok(true)), "{owned:?}");
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        for (method, expected) in seen {
+            assert_eq!(expected.as_deref(), Some("123456789012"), "{method}");
+        }
     }
 }

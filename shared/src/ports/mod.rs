@@ -138,6 +138,11 @@ pub struct BucketGuard<'a> {
     /// Also allowed: the bucket has had this status since before this (fixed-width)
     /// timestamp, e.g. a `provisioning` run that crashed or a `pending` whose event was lost.
     pub unchanged_since_before: Option<(BucketStatus, &'a Timestamp)>,
+    /// Required besides: the record is still as this copy of it shows it (the same
+    /// `revision`, and the same bucket `attempts` and `status_changed_at`), so a write
+    /// decided on a copy that did not come from a fresh read (a stream image) never
+    /// lands on a record that changed since.
+    pub seen: Option<&'a Integration>,
 }
 
 #[async_trait]
@@ -299,6 +304,9 @@ pub enum CreateBucket {
 /// The hardened state of a Terraform state bucket, applied on every run so reruns converge.
 #[derive(Debug, Clone)]
 pub struct Hardening {
+    /// Every setting is sent with this `ExpectedBucketOwner`: AWS refuses it on a bucket
+    /// another account owns, so hardening may run before the owner check answers.
+    pub expected_owner: AccountId,
     pub partition: crate::domain::Partition,
     pub noncurrent_days: u32,
     /// SSE-KMS (with a bucket key) under this key; SSE-S3 when `None`.
@@ -323,7 +331,8 @@ pub trait BucketAdmin: Send + Sync {
         bucket: &BucketName,
         account: &AccountId,
     ) -> std::result::Result<bool, AwsFailure>;
-    /// Applies every setting (concurrently); returns the ones that failed, by S3 operation.
+    /// Applies every setting (concurrently), each only if `spec.expected_owner` owns the
+    /// bucket; returns the ones that failed, by S3 operation.
     async fn harden(
         &self,
         creds: &AwsCredentials,

@@ -48,6 +48,7 @@ pub(crate) enum Call {
     },
     Harden {
         bucket: String,
+        expected_owner: String,
         kms_key_arn: Option<String>,
         noncurrent_days: u32,
         tags: Vec<(String, String)>,
@@ -87,6 +88,7 @@ struct Script {
 pub(crate) struct FakeAccount {
     script: Mutex<Script>,
     calls: Mutex<Vec<Call>>,
+    trace: super::Trace,
 }
 
 /// An AWS error answer, built as the adapters build it from an SDK error.
@@ -108,6 +110,14 @@ fn secret(creds: &AwsCredentials) -> String {
 }
 
 impl FakeAccount {
+    /// An account whose calls also go to `trace` (by AWS operation).
+    pub(crate) fn traced(trace: &super::Trace) -> Self {
+        Self {
+            trace: trace.clone(),
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn answer_caller_identity(&self, a: Result<CallerIdentity, AwsFailure>) {
         lock(&self.script).caller_identity.push_back(a);
     }
@@ -141,8 +151,11 @@ impl FakeAccount {
         lock(&self.calls).iter().map(Call::op).collect()
     }
 
-    fn record(&self, call: Call) {
+    /// Records the call, then keeps it in flight across one yield (see `Trace`).
+    async fn record(&self, call: Call) {
+        let op = call.op();
         lock(&self.calls).push(call);
+        self.trace.call(op).await;
     }
 
     fn next<T>(
@@ -163,7 +176,8 @@ impl AwsIdentity for FakeAccount {
         self.record(Call::CallerIdentity {
             key_id: creds.access_key_id.clone(),
             secret: secret(creds),
-        });
+        })
+        .await;
         self.next(|s| &mut s.caller_identity).unwrap_or_else(|| {
             let arn = match creds.session_token {
                 Some(_) => "arn:aws:sts::123456789012:assumed-role/InfraKitchenRole/infrakitchen",
@@ -188,7 +202,8 @@ impl AwsIdentity for FakeAccount {
             role_arn: req.role_arn.into(),
             external_id: req.external_id.map(str::to_owned),
             duration_seconds: req.duration_seconds,
-        });
+        })
+        .await;
         self.next(|s| &mut s.assume_role).unwrap_or(Ok(()))?;
         Ok(AwsCredentials {
             access_key_id: TEMP_KEY_ID.into(),
@@ -208,7 +223,8 @@ impl BucketAccess for FakeAccount {
     ) -> Result<HeadBucket, AwsFailure> {
         self.record(Call::HeadBucket {
             bucket: bucket.to_string(),
-        });
+        })
+        .await;
         self.next(|s| &mut s.head_bucket)
             .unwrap_or(Ok(HeadBucket::NotFound))
     }
@@ -221,7 +237,8 @@ impl BucketAccess for FakeAccount {
     ) -> Result<Vec<String>, AwsFailure> {
         self.record(Call::OwnBuckets {
             prefix: prefix.into(),
-        });
+        })
+        .await;
         self.next(|s| &mut s.own_buckets).unwrap_or(Ok(vec![]))
     }
 }
@@ -238,7 +255,8 @@ impl BucketAdmin for FakeAccount {
             key_id: creds.access_key_id.clone(),
             region: region.to_string(),
             bucket: bucket.to_string(),
-        });
+        })
+        .await;
         self.next(|s| &mut s.create_bucket)
             .unwrap_or(Ok(CreateBucket::Created))
     }
@@ -253,7 +271,8 @@ impl BucketAdmin for FakeAccount {
         self.record(Call::OwnedBy {
             bucket: bucket.to_string(),
             account: account.to_string(),
-        });
+        })
+        .await;
         self.next(|s| &mut s.owned_by).unwrap_or(Ok(true))
     }
 
@@ -266,10 +285,12 @@ impl BucketAdmin for FakeAccount {
     ) -> Vec<(&'static str, AwsFailure)> {
         self.record(Call::Harden {
             bucket: bucket.to_string(),
+            expected_owner: spec.expected_owner.to_string(),
             kms_key_arn: spec.kms_key_arn.clone(),
             noncurrent_days: spec.noncurrent_days,
             tags: spec.tags.clone(),
-        });
+        })
+        .await;
         lock(&self.script).harden.pop_front().unwrap_or_default()
     }
 }

@@ -11,10 +11,10 @@ use crate::app::integrations::{Created, Integrations, Precondition};
 use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::domain::{AccessKeyId, AccountId, Description, IntegrationName, Label};
 use crate::domain::{AuditAction, AuditEvent, Caller, GroupName, Integration, Visibility};
-use crate::domain::{IntegrationPatch, NewIntegration, SecretAccessKey};
+use crate::domain::{IntegrationPatch, NewIntegration, SecretAccessKey, StateBucket, Timestamp};
 use crate::ports::{
-    CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore, ListQuery,
-    ViewQuery, WriteOutcome,
+    BucketGuard, CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore,
+    ListQuery, ViewQuery, WriteOutcome,
 };
 use std::sync::Arc;
 
@@ -82,6 +82,7 @@ pub async fn run<S: Store + 'static>(store: Arc<S>, tag: &str) {
     c.writes_keep_listings_exact().await;
     c.conditional_writes_and_idempotency().await;
     c.audit_entries_come_with_their_changes().await;
+    c.a_write_as_seen_holds_only_on_the_record_as_seen().await;
 }
 
 impl Case {
@@ -457,6 +458,65 @@ impl Case {
                 other => panic!("{k:?}: {other:?}"),
             }
         }
+    }
+
+    /// `BucketGuard::seen`: the write holds while the record has the copy's revision and
+    /// its bucket the copy's attempts and status time (or none, as the copy), and only then.
+    async fn a_write_as_seen_holds_only_on_the_record_as_seen(&self) {
+        let ann = self.user("seen-ann", &[]);
+        let i = self.create(&ann, "seen", &[], &[]).await;
+        let id = i.id.as_str();
+        let read = || async { self.store.get(id).await.expect("get").expect("the record") };
+        let write = |seen: Integration, bucket: StateBucket| async move {
+            let guard = BucketGuard {
+                seen: Some(&seen),
+                ..Default::default()
+            };
+            let out = self.store.set_bucket(id, &bucket, guard, None).await;
+            out.expect("set_bucket")
+        };
+        let at = |t: &str| Some(Timestamp::parse(t).expect("a time"));
+        let account = AccountId::parse(ACCOUNT).expect("account");
+        let mut pending = StateBucket::pending(&account, &Default::default(), Timestamp::now());
+        pending.status_changed_at = at("2026-11-26T05:35:05.000Z");
+        // No bucket, as seen: written; the same copy again no longer holds.
+        let none = read().await;
+        assert_eq!(
+            write(none.clone(), pending.clone()).await,
+            WriteOutcome::Written
+        );
+        assert_eq!(write(none, pending.clone()).await, WriteOutcome::Stale);
+        let seen = read().await;
+        let changed: [fn(&mut Integration); 4] = [
+            |r| r.revision += 1,
+            |r| r.state_bucket.iter_mut().for_each(|b| b.attempts += 1),
+            |r| {
+                let t = Timestamp::parse("2026-11-26T05:35:06.000Z").ok();
+                r.state_bucket
+                    .iter_mut()
+                    .for_each(|b| b.status_changed_at = t.clone())
+            },
+            |r| {
+                r.state_bucket
+                    .iter_mut()
+                    .for_each(|b| b.status_changed_at = None)
+            },
+        ];
+        for change in changed {
+            let mut other = seen.clone();
+            change(&mut other);
+            assert_eq!(write(other, pending.clone()).await, WriteOutcome::Stale);
+        }
+        // A bucket without a time, as seen.
+        let mut timeless = pending.clone();
+        timeless.status_changed_at = None;
+        assert_eq!(write(seen, timeless.clone()).await, WriteOutcome::Written);
+        let seen = read().await;
+        let mut later = timeless.clone();
+        later.attempts += 1;
+        assert_eq!(write(seen.clone(), later).await, WriteOutcome::Written);
+        // The write moved `attempts`: the earlier copy is stale now.
+        assert_eq!(write(seen, timeless).await, WriteOutcome::Stale);
     }
 
     async fn audit_entries_come_with_their_changes(&self) {

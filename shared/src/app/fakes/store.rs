@@ -75,9 +75,18 @@ struct State {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    trace: super::Trace,
 }
 
 impl MemoryStore {
+    /// A store whose calls go to `trace` (by `Op`).
+    pub(crate) fn traced(trace: &super::Trace) -> Self {
+        Self {
+            trace: trace.clone(),
+            ..Default::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -132,7 +141,8 @@ impl MemoryStore {
     }
 
     /// Records the call, runs any meddling, and fails it if told to; then `f` on the tables.
-    fn call<T>(&self, op: Op, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+    async fn call<T>(&self, op: Op, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        self.trace.call(&format!("{op:?}")).await;
         let mut state = self.lock();
         state.calls.push(op);
         if let Some(meddle) = state.meddling.remove(&op) {
@@ -183,6 +193,16 @@ fn name_key(i: &Integration) -> (String, String) {
 /// code writes has one width, so that is the order of the times.
 fn earlier(at: &Timestamp, than: &Timestamp) -> bool {
     at.as_str() < than.as_str()
+}
+
+/// `guard.seen` as the DynamoDB store checks it: the same revision, and the same bucket
+/// attempts and status time (as text).
+fn as_seen(record: &Integration, guard: &BucketGuard<'_>) -> bool {
+    let time = |b: &StateBucket| b.status_changed_at.as_ref().map(|t| t.as_str().to_owned());
+    guard.seen.is_none_or(|seen| {
+        let bucket = |i: &Integration| i.state_bucket.as_ref().map(|b| (b.attempts, time(b)));
+        seen.revision == record.revision && bucket(seen) == bucket(record)
+    })
 }
 
 /// The DynamoDB condition of `set_bucket`, evaluated on the stored bucket.
@@ -254,10 +274,11 @@ impl IntegrationStore for MemoryStore {
             t.audit.push(audit.clone());
             Ok(CreateOutcome::Created)
         })
+        .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Integration>> {
-        self.call(Op::Get, |t| Ok(t.records.get(id).cloned()))
+        self.call(Op::Get, |t| Ok(t.records.get(id).cloned())).await
     }
 
     async fn update(
@@ -296,6 +317,7 @@ impl IntegrationStore for MemoryStore {
             t.audit.push(audit.clone());
             Ok(WriteOutcome::Written)
         })
+        .await
     }
 
     async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome> {
@@ -313,6 +335,7 @@ impl IntegrationStore for MemoryStore {
             t.audit.push(audit.clone());
             Ok(WriteOutcome::Written)
         })
+        .await
     }
 
     async fn record_test(
@@ -331,6 +354,7 @@ impl IntegrationStore for MemoryStore {
                 None => WriteOutcome::Stale,
             })
         })
+        .await
     }
 
     async fn set_bucket(
@@ -342,7 +366,10 @@ impl IntegrationStore for MemoryStore {
     ) -> Result<WriteOutcome> {
         self.call(Op::SetBucket, |t| {
             Ok(match t.records.get_mut(id) {
-                Some(record) if guard_holds(record.state_bucket.as_ref(), &guard) => {
+                Some(record)
+                    if guard_holds(record.state_bucket.as_ref(), &guard)
+                        && as_seen(record, &guard) =>
+                {
                     record.state_bucket = Some(bucket.clone());
                     record.create_state_bucket = true;
                     t.audit.extend(audit.cloned());
@@ -351,6 +378,7 @@ impl IntegrationStore for MemoryStore {
                 _ => WriteOutcome::Stale,
             })
         })
+        .await
     }
 
     async fn history(&self, id: &str, q: &HistoryQuery) -> Result<HistoryPage> {
@@ -367,6 +395,7 @@ impl IntegrationStore for MemoryStore {
             let next_token = events.last().filter(|_| more).map(|e| e.event_id.clone());
             Ok(HistoryPage { events, next_token })
         })
+        .await
     }
 
     async fn buckets_due(
@@ -393,6 +422,7 @@ impl IntegrationStore for MemoryStore {
                 .map(|(_, id)| id)
                 .collect())
         })
+        .await
     }
 }
 
@@ -423,5 +453,6 @@ impl IntegrationListing for MemoryStore {
                 entries_read,
             })
         })
+        .await
     }
 }

@@ -83,7 +83,7 @@ impl Integrations {
         let guard = BucketGuard {
             allow_absent: true,
             from: &[BucketStatus::Failed],
-            unchanged_since_before: None,
+            ..Default::default()
         };
         let audit = AuditEvent::new(who, &current.id, AuditAction::BucketRequested)
             .with_detail(format!("bucket '{}' queued", bucket.name));

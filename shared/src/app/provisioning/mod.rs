@@ -4,11 +4,13 @@
 
 use crate::app::integrations::Integrations;
 use crate::domain::{
-    backend_block, AuditAction, AuditEvent, BucketStatus, Caller, StateBucket, Timestamp,
+    backend_block, AuditAction, AuditEvent, BucketStatus, Caller, Integration, StateBucket,
+    Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::IntegrationStore;
 use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, WriteOutcome};
+use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +35,16 @@ impl Default for Settings {
             pending_after: Duration::from_secs(300),
         }
     }
+}
+
+/// What a claim came to. No `Debug`: it may hold the user's secret.
+enum Claim {
+    /// Ours now, with the secret (or why it could not be opened).
+    Taken(Box<StateBucket>, Result<SecretString>),
+    /// Nothing to do, and why.
+    Skipped(&'static str),
+    /// The conditional write was refused: another run claimed it, or the record changed.
+    Refused,
 }
 
 /// What one provisioning attempt did.
@@ -95,12 +107,37 @@ impl Provisioner {
         let Some(integration) = self.store.get(id).await? else {
             return Ok(Outcome::Skipped("integration deleted"));
         };
-        let mut claimed = match self.claim(id, integration.state_bucket.as_ref()).await? {
-            Ok(claimed) => claimed,
-            Err(skipped) => return Ok(Outcome::Skipped(skipped)),
+        let outcome = self.provision_from(&integration, false).await?;
+        Ok(outcome.unwrap_or(Outcome::Skipped("another run claimed it")))
+    }
+
+    /// [`Provisioner::provision`] from a copy of the record that was not just read (a
+    /// stream image, which holds all of it), saving the read: the claim holds only if the
+    /// record is still exactly that copy (`BucketGuard::seen`). When it is not (changed
+    /// since, or claimed by another run), the record is read and decided afresh, as
+    /// `provision` does, so a stale copy never runs.
+    pub async fn provision_seen(&self, seen: &Integration) -> Result<Outcome> {
+        match self.provision_from(seen, true).await? {
+            Some(outcome) => Ok(outcome),
+            None => self.provision(seen.id.as_str()).await,
+        }
+    }
+
+    /// Claims the bucket of `integration` (only as `exactly` that copy when asked), runs
+    /// the provisioning and records its result; `None` when the claim was refused.
+    async fn provision_from(
+        &self,
+        integration: &Integration,
+        exactly: bool,
+    ) -> Result<Option<Outcome>> {
+        let id = integration.id.as_str();
+        let (mut claimed, secret) = match self.claim(integration, exactly).await? {
+            Claim::Taken(claimed, secret) => (*claimed, secret),
+            Claim::Skipped(why) => return Ok(Some(Outcome::Skipped(why))),
+            Claim::Refused => return Ok(None),
         };
         tracing::info!(integration_id = id, bucket = %claimed.name, attempt = claimed.attempts, "provisioning state bucket");
-        let outcome = match self.run(&integration, &claimed).await {
+        let outcome = match self.run(integration, &claimed, secret).await {
             Ok(Ok(arn)) => {
                 claimed.status = BucketStatus::Ready;
                 claimed.arn = Some(arn);
@@ -147,28 +184,26 @@ impl Provisioner {
             reason = claimed.reason.as_deref(),
             "state bucket provisioning finished"
         );
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// Takes a pending bucket, or a `provisioning` one whose run crashed, with a
-    /// conditional write: `Err` says why there is nothing to do (no bucket, done, or
-    /// another run holds it).
-    async fn claim(
-        &self,
-        id: &str,
-        bucket: Option<&StateBucket>,
-    ) -> Result<std::result::Result<StateBucket, &'static str>> {
-        let Some(bucket) = bucket else {
-            return Ok(Err("no state bucket requested"));
+    /// conditional write (that also requires the record unchanged when `exactly`). The
+    /// secret is opened meanwhile: the two are independent, and a refused claim drops it.
+    async fn claim(&self, i: &Integration, exactly: bool) -> Result<Claim> {
+        let Some(bucket) = i.state_bucket.as_ref() else {
+            return Ok(Claim::Skipped("no state bucket requested"));
         };
         let stale_before = Timestamp::ago(self.settings.stale_after);
         let crashed = Timestamp::is_before(bucket.status_changed_at.as_ref(), &stale_before);
         match bucket.status {
             BucketStatus::Pending => {}
             BucketStatus::Provisioning if crashed => {}
-            BucketStatus::Provisioning => return Ok(Err("another run is provisioning")),
-            BucketStatus::Ready => return Ok(Err("already ready")),
-            BucketStatus::Failed => return Ok(Err("failed; waiting for a retry request")),
+            BucketStatus::Provisioning => return Ok(Claim::Skipped("another run is provisioning")),
+            BucketStatus::Ready => return Ok(Claim::Skipped("already ready")),
+            BucketStatus::Failed => {
+                return Ok(Claim::Skipped("failed; waiting for a retry request"))
+            }
         }
         let claimed = StateBucket {
             status: BucketStatus::Provisioning,
@@ -181,13 +216,16 @@ impl Provisioner {
             allow_absent: false,
             from: &[BucketStatus::Pending],
             unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
+            seen: exactly.then_some(i),
         };
-        Ok(
-            match self.store.set_bucket(id, &claimed, guard, None).await? {
-                WriteOutcome::Written => Ok(claimed),
-                _ => Err("another run claimed it"),
-            },
-        )
+        let (written, secret) = tokio::join!(
+            self.store.set_bucket(i.id.as_str(), &claimed, guard, None),
+            self.integrations.secret_of(i),
+        );
+        Ok(match written? {
+            WriteOutcome::Written => Claim::Taken(Box::new(claimed), secret),
+            _ => Claim::Refused,
+        })
     }
 
     /// Our own dependency failed (e.g. KMS): hands the claim back so a retry can take it

@@ -1,21 +1,27 @@
 //! One provisioning run in the user's account: assume the role if one is set, create or
-//! adopt the bucket, check its owner, harden it; and the reasons a person can act on.
+//! adopt the bucket, check its owner while hardening it; and the reasons a person can act on.
 
 use super::Provisioner;
 use crate::domain::{AccountId, BucketName, Integration, RoleName, StateBucket};
 use crate::error::Result;
 use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
+use secrecy::SecretString;
 
 /// A run's verdict on the user's side: the bucket's ARN, or why it failed.
 type Verdict = std::result::Result<String, String>;
 
 impl Provisioner {
-    /// `Ok(Ok(arn))` ready, `Ok(Err(reason))` failed in the user's account, `Err` ours.
-    pub(super) async fn run(&self, i: &Integration, bucket: &StateBucket) -> Result<Verdict> {
-        let secret = self.integrations.secret_of(i).await?;
+    /// `Ok(Ok(arn))` ready, `Ok(Err(reason))` failed in the user's account, `Err` ours
+    /// (including the secret that could not be opened).
+    pub(super) async fn run(
+        &self,
+        i: &Integration,
+        bucket: &StateBucket,
+        secret: Result<SecretString>,
+    ) -> Result<Verdict> {
         let user = AwsCredentials {
             access_key_id: i.aws_access_key_id.as_str().to_owned(),
-            secret_access_key: secret,
+            secret_access_key: secret?,
             session_token: None,
         };
         let creds = match &i.aws_assumed_role_name {
@@ -53,8 +59,8 @@ impl Provisioner {
             .map_err(|f| reason("AssumeRole", &arn, &f))
     }
 
-    /// Creates (or adopts) the bucket, checks that the account owns it, and applies
-    /// every hardening setting; reruns converge.
+    /// Creates (or adopts) the bucket, then checks that the account owns it while every
+    /// hardening setting is applied; reruns converge.
     async fn create_and_harden(
         &self,
         i: &Integration,
@@ -69,12 +75,8 @@ impl Provisioner {
             Ok(CreateBucket::Taken) => return Err(taken(name, account)),
             Err(f) => return Err(reason("CreateBucket", &arn, &f)),
         }
-        match self.s3.owned_by(creds, region, name, account).await {
-            Ok(true) => {}
-            Ok(false) => return Err(taken(name, account)),
-            Err(f) => return Err(reason("HeadBucket", &arn, &f)),
-        }
         let spec = Hardening {
+            expected_owner: account.clone(),
             partition,
             noncurrent_days: self.settings.noncurrent_days,
             kms_key_arn: self.settings.kms_key_arn.clone(),
@@ -84,7 +86,17 @@ impl Provisioner {
                 ("infrakitchen:purpose".into(), "terraform-state".into()),
             ],
         };
-        let failures = self.s3.harden(creds, region, name, &spec).await;
+        // Independent: every setting expects the account as the owner, so S3 applies none
+        // to another account's bucket; the owner check decides first, whatever they say.
+        let (owned, failures) = tokio::join!(
+            self.s3.owned_by(creds, region, name, account),
+            self.s3.harden(creds, region, name, &spec),
+        );
+        match owned {
+            Ok(true) => {}
+            Ok(false) => return Err(taken(name, account)),
+            Err(f) => return Err(reason("HeadBucket", &arn, &f)),
+        }
         if !failures.is_empty() {
             let reasons: Vec<String> = failures.iter().map(|(op, f)| reason(op, &arn, f)).collect();
             return Err(format!(

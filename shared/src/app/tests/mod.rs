@@ -6,11 +6,12 @@ mod bucket_requests;
 mod integrations;
 mod provisioning;
 mod recovery;
+mod rounds;
 mod test_connection;
 mod updates;
 
 use super::connection::ConnectionTester;
-use super::fakes::{form, FakeAccount, MemorySealer, MemoryStore};
+use super::fakes::{form, FakeAccount, MemorySealer, MemoryStore, Trace};
 use super::integrations::{Created, Integrations};
 use super::provisioning::{Provisioner, Settings};
 use super::test_connection::TestConnection;
@@ -24,6 +25,8 @@ use std::time::Duration;
 
 /// The use cases wired to fresh fakes, as `wiring` wires them to AWS.
 struct World {
+    /// Every call of the fakes below, as they overlapped.
+    trace: Trace,
     store: Arc<MemoryStore>,
     sealer: Arc<MemorySealer>,
     account: Arc<FakeAccount>,
@@ -54,8 +57,9 @@ fn bucket(status: BucketStatus, since: &Timestamp) -> StateBucket {
 
 impl World {
     fn new() -> Self {
-        let store = Arc::new(MemoryStore::default());
-        let sealer = Arc::new(MemorySealer::default());
+        let trace = Trace::default();
+        let store = Arc::new(MemoryStore::traced(&trace));
+        let sealer = Arc::new(MemorySealer::traced(&trace));
         World {
             integrations: Integrations::new(store.clone(), sealer.clone())
                 .with_keys(std::sync::Arc::new(crate::app::keys::ServiceKeys::new(
@@ -65,7 +69,8 @@ impl World {
                 .with_listing(store.clone()),
             store,
             sealer,
-            account: Arc::new(FakeAccount::default()),
+            account: Arc::new(FakeAccount::traced(&trace)),
+            trace,
         }
     }
 

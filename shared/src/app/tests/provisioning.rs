@@ -160,6 +160,9 @@ async fn a_name_taken_by_another_account_fails_with_that_reason() {
     assert_eq!(w.account.ops(), ["CreateBucket"]);
 }
 
+/// The owner check runs beside the hardening, which names the account as the bucket's
+/// expected owner (so S3 applies none of it to another account's bucket); the check's
+/// answer decides, whatever the hardening answered.
 #[tokio::test]
 async fn a_bucket_the_account_does_not_own_fails_as_taken() {
     let w = World::new();
@@ -170,8 +173,29 @@ async fn a_bucket_the_account_does_not_own_fails_as_taken() {
     assert_eq!(w.bucket_of(&i.id).status, BucketStatus::Failed);
     assert_eq!(
         w.account.ops(),
-        ["CreateBucket", "HeadBucket(ExpectedBucketOwner)"]
+        ["CreateBucket", "HeadBucket(ExpectedBucketOwner)", "Harden"]
     );
+    let calls = w.account.calls();
+    assert!(
+        matches!(&calls[2], Call::Harden { expected_owner, .. } if *expected_owner == i.aws_account_id.to_string()),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_owner_check_that_fails_decides_over_the_hardening() {
+    let w = World::new();
+    let i = pending(&w).await;
+    w.account
+        .answer_owned_by(Err(aws_error("ServiceUnavailable", 503)));
+    w.account
+        .answer_harden(vec![("PutBucketTagging", aws_error("AccessDenied", 403))]);
+    let why = failure(w.provisioner().provision(i.id.as_str()).await.unwrap());
+    assert!(
+        why.starts_with("HeadBucket could not be completed"),
+        "{why}"
+    );
+    assert!(!why.contains("PutBucketTagging"), "{why}");
 }
 
 #[tokio::test]

@@ -53,6 +53,19 @@ pub fn pending_bucket_of_image(image: &serde_json::Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The record a stream image holds (Lambda delivers images in the table's JSON form),
+/// parsed exactly as the store parses the items it reads.
+pub fn integration_of_image(image: serde_dynamo::Item) -> Result<Integration> {
+    from_item(image.into())
+}
+
+/// The stream image of a record as Lambda would deliver it, for unit tests of the
+/// stream path.
+#[cfg(test)]
+pub(crate) fn image_of(i: &Integration) -> serde_dynamo::Item {
+    to_item(i).expect("a valid record serialises").into()
+}
+
 /// No longer read or written (records left it with the visibility entries): kept in
 /// the table's definition only because CloudFormation adds or removes one index per
 /// stack update, and `by_viewer` is added in this one. Drop it in a later update.

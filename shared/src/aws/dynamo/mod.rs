@@ -22,10 +22,13 @@ mod writes;
 mod roundtrip_tests;
 
 pub use layout::{
-    create_table, pending_bucket_of_image, ADMIN_SHARDS, INDEX_BUCKET_SWEEP, INDEX_BY_NAME,
-    INDEX_BY_VIEWER, INDEX_HISTORY, STREAM_FILTER,
+    create_table, integration_of_image, pending_bucket_of_image, ADMIN_SHARDS, INDEX_BUCKET_SWEEP,
+    INDEX_BY_NAME, INDEX_BY_VIEWER, INDEX_HISTORY, STREAM_FILTER,
 };
 pub use names::{NameCheck, OrphanGuard, RecordName};
+
+#[cfg(test)]
+pub(crate) use layout::image_of;
 
 use layout::*;
 use writes::guard_condition;

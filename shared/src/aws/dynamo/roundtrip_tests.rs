@@ -1,8 +1,9 @@
 //! Property tests of the item form: every valid integration (any valid value of every
 //! field, with or without a bucket, a test result, a role) is stored and read back equal,
-//! and its stored item carries the keys the table and its indexes need.
+//! and its stored item carries the keys the table and its indexes need; its stream image
+//! reads back equal too.
 
-use super::layout::{from_item, to_item};
+use super::layout::{from_item, integration_of_image, to_item};
 use crate::domain::{
     AccessKeyId, AccountId, BucketStatus, Description, ExternalId, Integration, IntegrationId,
     IntegrationName, Label, LastTest, Region, RoleName, Sealed, SessionDuration, StateBucket,
@@ -165,6 +166,10 @@ proptest! {
         if let Some(at) = item.get("sweep_at") {
             prop_assert!(!at.as_s().unwrap().is_empty());
         }
+        // A stream image of the item (its JSON form, as Lambda delivers it) reads the same.
+        let image = serde_json::to_value(serde_dynamo::Item::from(item.clone())).unwrap();
+        let seen = integration_of_image(serde_json::from_value(image).unwrap()).unwrap();
+        prop_assert_eq!(&seen, &i);
         let back = from_item(item).unwrap();
         prop_assert_eq!(&back, &i);
         prop_assert_eq!(

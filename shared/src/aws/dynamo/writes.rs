@@ -199,7 +199,7 @@ pub(super) fn guard_condition(
         values.insert(":since_st".into(), string_attr(status.as_str()));
         values.insert(":before".into(), string_attr(before.as_str()));
     }
-    match clauses.as_slice() {
+    let mut condition = match clauses.as_slice() {
         [] => "attribute_exists(pk)".to_owned(),
         [one] => format!("attribute_exists(pk) AND {one}"),
         many => {
@@ -215,7 +215,34 @@ pub(super) fn guard_condition(
                 .collect();
             format!("attribute_exists(pk) AND ({})", alternatives.join(" OR "))
         }
+    };
+    if let Some(seen) = guard.seen {
+        // Every caller-field write moves `revision`; every bucket write stamps
+        // `status_changed_at`, and a claim also counts `attempts`.
+        condition.push_str(" AND revision = :seen_rev");
+        values.insert(
+            ":seen_rev".into(),
+            AttributeValue::N(seen.revision.to_string()),
+        );
+        match &seen.state_bucket {
+            None => condition.push_str(" AND attribute_not_exists(state_bucket)"),
+            Some(b) => {
+                condition.push_str(" AND state_bucket.attempts = :seen_att");
+                values.insert(
+                    ":seen_att".into(),
+                    AttributeValue::N(b.attempts.to_string()),
+                );
+                match &b.status_changed_at {
+                    Some(at) => {
+                        condition.push_str(" AND state_bucket.#at = :seen_at");
+                        values.insert(":seen_at".into(), string_attr(at.as_str()));
+                    }
+                    None => condition.push_str(" AND attribute_not_exists(state_bucket.#at)"),
+                }
+            }
+        }
     }
+    condition
 }
 
 pub(super) fn conditional<T>(
