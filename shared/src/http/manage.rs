@@ -8,7 +8,7 @@ use super::response::{json, with_etag};
 use super::routes::{dispatch_with_public, Routes};
 use super::setup_page;
 use crate::app::integrations::Integrations;
-use crate::domain::{Caller, Label};
+use crate::domain::{Caller, IntegrationView, Label};
 use crate::error::FieldError;
 use crate::ports::{HistoryQuery, ListQuery};
 use http::StatusCode;
@@ -40,10 +40,20 @@ pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body>
 
 async fn list(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {
     let page = svc.list(&who, list_query(&req)?).await?;
-    let items: Vec<_> = page.items.iter().map(|i| i.view()).collect();
+    // Serialised straight to text: a `serde_json::Value` in between cost about a tenth
+    // of a listing's CPU.
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        items: Vec<IntegrationView<'a>>,
+        next_token: Option<String>,
+    }
+    let items = page.items.iter().map(|i| i.view()).collect();
     json(
         StatusCode::OK,
-        &value!({"items": items, "next_token": page.next_token}),
+        &Page {
+            items,
+            next_token: page.next_token,
+        },
     )
 }
 

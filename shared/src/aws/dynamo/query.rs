@@ -80,9 +80,10 @@ impl DynamoStore {
             read: 0,
         };
         let mut start = None;
-        // A label listing reads `want` entries first (all match when the label is common),
-        // then larger pages while matches are sparse.
-        let mut filtered_page = want as i32;
+        // A label listing reads 4 x `want` entries first: one round while at least a
+        // quarter of the caller's integrations carry the label (only matches come back,
+        // and only their sort keys), then larger pages while matches are sparse.
+        let mut filtered_page = (want as i32).saturating_mul(4).min(FILTERED_PAGE);
         loop {
             let mut req = self
                 .client
