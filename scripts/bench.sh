@@ -2,8 +2,11 @@
 # Runtime benchmark of the four Lambda binaries (issue 19), against the local AWS
 # (DynamoDB Local + moto, started here and stopped on exit): cold start next to a
 # hello-world lambda_runtime floor and a Python 3 + boto3 peer of create, warm latency
-# and CPU per route, peak RSS, AWS requests and rounds per operation. Writes its section
-# of BENCHMARKS.md (scripts/bench_runtime.py).
+# and CPU per route (reads, update, create, Test Connection with and without a role and
+# saved, a provisioning run and a stream batch against an IAM user, role and bucket made
+# in moto by scripts/bench_aws.py), peak RSS, AWS requests and rounds per operation.
+# Writes its section of BENCHMARKS.md (scripts/bench_runtime.py). About 3 minutes with
+# the defaults on 2 cores, plus the build.
 #   bash scripts/bench.sh [cold-starts] [warm-invocations]     (defaults 20 and 200)
 # scripts/bench.py alone (MOTO_URL DYNAMODB_URL BIN_DIR RUNS WARM) still prints the short
 # table, e.g. for binaries of another architecture under qemu.
