@@ -246,6 +246,17 @@ pub struct AssumeRole<'a> {
     pub external_id: Option<&'a str>,
 }
 
+impl AssumeRole<'_> {
+    /// A fresh session name, `infrakitchen-<ulid>`: how the platform's sessions appear in
+    /// the user's CloudTrail.
+    pub fn session_name() -> String {
+        format!(
+            "infrakitchen-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        )
+    }
+}
+
 /// STS with a user's credentials.
 #[async_trait]
 pub trait AwsIdentity: Send + Sync {

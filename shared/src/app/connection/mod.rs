@@ -176,10 +176,7 @@ impl ConnectionTester {
             }
             Some(role) => {
                 let role_arn = role.arn(s.region.partition(), s.aws_account_id);
-                let session = format!(
-                    "infrakitchen-{}",
-                    ulid::Ulid::new().to_string().to_lowercase()
-                );
+                let session = AssumeRole::session_name();
                 let req = AssumeRole {
                     role_arn: &role_arn,
                     session_name: &session,

@@ -43,10 +43,7 @@ impl Provisioner {
         user: &AwsCredentials,
     ) -> std::result::Result<AwsCredentials, String> {
         let arn = role.arn(bucket.region.partition(), &i.aws_account_id);
-        let session = format!(
-            "infrakitchen-{}",
-            ulid::Ulid::new().to_string().to_lowercase()
-        );
+        let session = AssumeRole::session_name();
         let req = AssumeRole {
             role_arn: &arn,
             session_name: &session,
