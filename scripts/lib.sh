@@ -173,6 +173,68 @@ ensure_browser_tools() {
   fi
 }
 
+# ---- the local OpenID provider (scripts/oidc-provider: the `oidc-provider` library) ----
+
+# The local identity provider's clients and audience; the local API and the setup page are
+# configured with the same values (scripts/dev.sh, scripts/browser-test.sh).
+OIDC_PAGE_CLIENT=infrakitchen-setup-page
+OIDC_CLI_CLIENT=infrakitchen-local-cli
+OIDC_CLI_SECRET=local-cli-secret
+OIDC_AUDIENCE=urn:infrakitchen:api
+OIDC_PAGE_SCOPES="openid profile integrations"
+
+# ensure_oidc_provider: Node.js and the provider's npm packages as its lockfile pins them.
+ensure_oidc_provider() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local dir="$REPO/scripts/oidc-provider"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the local OpenID provider's npm packages (scripts/oidc-provider/package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+# start_oidc_provider PORT LOGFILE: the local OpenID provider on 127.0.0.1:PORT (issuer
+# http://127.0.0.1:PORT), in the background; waits for its discovery document. Reads
+# OIDC_REDIRECT_URIS (the setup page URLs it may send people back to), OIDC_USERS_FILE
+# and OIDC_ACCESS_TOKEN_TTL from the environment (scripts/oidc-provider/server.mjs).
+start_oidc_provider() {
+  local port="$1" logfile="$2"
+  ensure_oidc_provider
+  if port_taken "$port"; then
+    log "port $port is taken: the OpenID provider cannot start there"; return 1
+  fi
+  OIDC_PORT="$port" node "$REPO/scripts/oidc-provider/server.mjs" >"$logfile" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  OIDC_PID=$pid
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/.well-known/openid-configuration" 2>/dev/null; then
+      log "OpenID provider ready: issuer http://127.0.0.1:$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "the OpenID provider did not start; its log:"; cat "$logfile" >&2
+  return 1
+}
+
+# oidc_token ISSUER [USERNAME] [PASSWORD]: prints an access token (a JWT for the API) of
+# a local user, from the provider's token endpoint (password grant of the CLI client).
+oidc_token() {
+  local issuer="$1" user="${2:-developer}" password="${3:-local-password}" body
+  body="$(curl -sS -m 10 -X POST "$issuer/token" \
+    --data-urlencode grant_type=password --data-urlencode "username=$user" \
+    --data-urlencode "password=$password" --data-urlencode "client_id=$OIDC_CLI_CLIENT" \
+    --data-urlencode "client_secret=$OIDC_CLI_SECRET")" || return 1
+  python3 -c 'import json,sys
+b = json.loads(sys.argv[1])
+if "access_token" not in b:
+    sys.exit("no token from the provider: %s" % b.get("error_description") or b)
+print(b["access_token"])' "$body"
+}
+
 # Does anything answer HTTP on 127.0.0.1:PORT (any status)?
 http_answers() {
   local code

@@ -15,8 +15,9 @@
 # (scripts/sam_layout.py puts them where `sam build` would): the proof is the binaries,
 # the Runtime API loop, the wiring and the template's environment, not AWS's arm64
 # release build (scripts/package.sh).
-# Ports: LOCAL_API_PORT, SAM_LAMBDA_PORT, MOTO_PORT, DYNAMODB_PORT (free ones by default
-# for `test`; 3000/3001/4566/8000 for `serve`).
+# Ports: LOCAL_API_PORT, SAM_LAMBDA_PORT, MOTO_PORT, DYNAMODB_PORT, OIDC_PROVIDER_PORT
+# (free ones by default for `test`; 3000/3001/4566/8000/9400 for `serve`). Callers sign
+# in at the local OpenID provider (bash scripts/token.sh prints a token), as with dev.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -48,11 +49,13 @@ unset AWS_SESSION_TOKEN AWS_PROFILE
 if [ "$mode" = serve ]; then
   LOCAL_API_PORT="${LOCAL_API_PORT:-3000}" SAM_LAMBDA_PORT="${SAM_LAMBDA_PORT:-3001}"
   MOTO_PORT="${MOTO_PORT:-4566}" DYNAMODB_PORT="${DYNAMODB_PORT:-8000}"
+  OIDC_PROVIDER_PORT="${OIDC_PROVIDER_PORT:-9400}"
 else
   LOCAL_API_PORT="${LOCAL_API_PORT:-$(free_port)}" SAM_LAMBDA_PORT="${SAM_LAMBDA_PORT:-$(free_port)}"
   MOTO_PORT="${MOTO_PORT:-$(free_port)}" DYNAMODB_PORT="${DYNAMODB_PORT:-$(free_port)}"
+  OIDC_PROVIDER_PORT="${OIDC_PROVIDER_PORT:-$(free_port)}"
 fi
-for var in LOCAL_API_PORT SAM_LAMBDA_PORT MOTO_PORT DYNAMODB_PORT; do
+for var in LOCAL_API_PORT SAM_LAMBDA_PORT MOTO_PORT DYNAMODB_PORT OIDC_PROVIDER_PORT; do
   if port_taken "${!var}"; then log "port ${!var} ($var) is in use: set $var to a free port"; exit 2; fi
 done
 
@@ -61,7 +64,11 @@ done
 # passes an explicit --target): about 7 minutes on 2 cores for the same code. The binaries
 # the workspace build made (x86_64, debug, host compiler) are laid out as its artifacts
 # instead; `bash scripts/package.sh` (cargo-lambda, arm64, release) builds what deploys.
-params="Architecture=x86_64 LocalEndpoints=true"
+# The setup page's sign-in names the local provider (started below), as a deployment names
+# its own (only config.json reads these: the containers never call the provider).
+issuer="http://127.0.0.1:$OIDC_PROVIDER_PORT"
+params="Architecture=x86_64 LocalEndpoints=true JwtIssuer=$issuer SetupPageClientId=$OIDC_PAGE_CLIENT"
+params="$params SetupPageResource=$OIDC_AUDIENCE"
 build_start=$SECONDS
 log "building the function binaries (cargo; nothing when the test build made them)"
 cargo build -q --workspace --bins
@@ -86,6 +93,7 @@ cat >"$env_file" <<JSON
   "TABLE_NAME": "$table",
   "KMS_KEY_ID": "$key",
   "HMAC_KEY_ID": "$key-hmac",
+  "GROUPS_CLAIM": "groups",
   "RUST_LOG": "info"
 }}
 JSON
@@ -128,6 +136,9 @@ for _ in $(seq 1 300); do
 done
 http_answers "$SAM_LAMBDA_PORT" || { log "start-lambda did not answer"; exit 1; }
 
+OIDC_REDIRECT_URIS="http://127.0.0.1:$LOCAL_API_PORT/integrations/aws/setup" \
+  start_oidc_provider "$OIDC_PROVIDER_PORT" "$REPO/.local/sam-oidc-provider.log"
+export LOCAL_JWT_ISSUER="$issuer" LOCAL_JWT_AUDIENCE="$OIDC_AUDIENCE"
 export LOCAL_LAMBDA_ENDPOINT="http://127.0.0.1:$SAM_LAMBDA_PORT" LOCAL_LAMBDA_NAMES=template
 export LOCAL_API_PORT RUST_LOG="${RUST_LOG:-info}"
 "$REPO/target/debug/local-api" >"$REPO/.local/sam-local-api.log" 2>&1 &
@@ -136,7 +147,7 @@ for _ in $(seq 1 150); do http_answers "$LOCAL_API_PORT" && break; sleep 0.2; do
 http_answers "$LOCAL_API_PORT" || { log "local-api did not start"; tail -30 "$REPO/.local/sam-local-api.log" >&2; exit 1; }
 
 if [ "$mode" = serve ]; then
-  log "the API: http://127.0.0.1:$LOCAL_API_PORT (token local-dev-token), every function through sam local start-lambda; Ctrl-C stops"
+  log "the API: http://127.0.0.1:$LOCAL_API_PORT (a token: OIDC_ISSUER=$issuer bash scripts/token.sh), every function through sam local start-lambda; Ctrl-C stops"
   wait "${PIDS[-1]}"
   exit 0
 fi
@@ -148,7 +159,7 @@ log "the user's day through sam local start-lambda"
 sam_responses="$REPO/.local/responses-sam.jsonl"
 : >"$sam_responses"
 status=0
-IK_RESPONSES="$sam_responses" IK_STACK_URL="http://127.0.0.1:$LOCAL_API_PORT" IK_STACK_TOKEN="local-dev-token" \
+IK_RESPONSES="$sam_responses" IK_STACK_URL="http://127.0.0.1:$LOCAL_API_PORT" IK_STACK_ISSUER="$issuer" \
   IK_STACK_MOTO_URL="http://127.0.0.1:$MOTO_PORT" IK_STACK_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT" \
   users_day "$REPO/.local/sam-user-day.log" || status=$?
 log "the user's day through start-lambda: $((SECONDS - day_start)) s"

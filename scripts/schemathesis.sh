@@ -7,6 +7,8 @@
 #
 #   bash scripts/schemathesis.sh http://127.0.0.1:3000 [token]
 #
+# The token defaults to the developer's from the local OpenID provider (scripts/token.sh).
+#
 # Two checks are left out, for reasons of the API's design, not of its conformance:
 # - positive_data_acceptance: some rules span fields or state (a pasted role ARN must name
 #   aws_account_id's account; setup-policies needs user_arn with role_name; If-Match must
@@ -20,7 +22,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 url="${1:?usage: bash scripts/schemathesis.sh <base url> [token]}"
-token="${2:-local-dev-token}"
+token="${2:-$(bash "$REPO/scripts/token.sh")}"
 ensure_python_tools all
 mkdir -p "$REPO/.local"
 log "schemathesis against $url (every phase, ${MAX_EXAMPLES:-100} examples per operation)"

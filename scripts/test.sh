@@ -124,6 +124,8 @@ prepare() {
   ensure_python_tools all
   ensure_dynamodb_local
   ensure_browser_tools
+  ensure_oidc_provider
+  bash scripts/client-codegen.sh --install
   if [ "${SKIP_SAM_LOCAL:-0}" != 1 ]; then
     ensure_docker
     ensure_lambda_base_image
@@ -180,16 +182,20 @@ stop_started
 PIDS=()
 
 # ---- the user's day: one long-lived stack started the README's way ------------------------
-day_api="$(free_port)"; day_moto="$(free_port)"; day_ddb="$(free_port)"
+day_api="$(free_port)"; day_moto="$(free_port)"; day_ddb="$(free_port)"; day_oidc="$(free_port)"
+day_issuer="http://127.0.0.1:$day_oidc"
 day_log="$REPO/.local/user-day-stack.log"
 log "user's day: starting the stack with bash scripts/dev.sh (log: $day_log)"
-LOCAL_API_PORT="$day_api" MOTO_PORT="$day_moto" DYNAMODB_PORT="$day_ddb" \
+LOCAL_API_PORT="$day_api" MOTO_PORT="$day_moto" DYNAMODB_PORT="$day_ddb" OIDC_PROVIDER_PORT="$day_oidc" \
   setsid bash scripts/dev.sh >"$day_log" 2>&1 </dev/null &
 DAY_PGID=$!
 wait_for_stack() {
+  local token=""
   for _ in $(seq 1 600); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$day_api/integrations/aws" \
-         -H "Authorization: Bearer local-dev-token" 2>/dev/null; then
+    # A signed-in developer's request: the provider, the gateway's JWT check and the API.
+    [ -n "$token" ] || token="$(oidc_token "$day_issuer" developer 2>/dev/null || true)"
+    if [ -n "$token" ] && curl -fsS -o /dev/null "http://127.0.0.1:$day_api/integrations/aws" \
+         -H "Authorization: Bearer $token" 2>/dev/null; then
       log "the stack answers on 127.0.0.1:$day_api"; return 0
     fi
     if ! kill -0 "$DAY_PGID" 2>/dev/null; then
@@ -202,7 +208,7 @@ wait_for_stack() {
 }
 stage "user's day: dev.sh answers" count_one wait_for_stack
 day() {
-  IK_STACK_URL="http://127.0.0.1:$day_api" IK_STACK_TOKEN="local-dev-token" \
+  IK_STACK_URL="http://127.0.0.1:$day_api" IK_STACK_ISSUER="$day_issuer" \
     IK_STACK_MOTO_URL="http://127.0.0.1:$day_moto" IK_STACK_DYNAMODB_URL="http://127.0.0.1:$day_ddb" \
     users_day "$REPO/.local/user-day.log" \
     || { log "the stack's log (last 80 lines):"; tail -n 80 "$day_log" >&2; return 1; }
@@ -210,7 +216,10 @@ day() {
 stage "user's day on the dev.sh stack" count_cargo day
 # Generated requests on the same long-lived stack, after the day's traffic.
 stage "schemathesis on the same stack" count_schemathesis \
-  bash scripts/schemathesis.sh "http://127.0.0.1:$day_api" local-dev-token
+  bash scripts/schemathesis.sh "http://127.0.0.1:$day_api" "$(oidc_token "$day_issuer" developer)"
+# Clients generated from the spec (Python, TypeScript) drive the same stack.
+stage "generated clients (Python, TypeScript) on the same stack" count_checks \
+  bash scripts/client-codegen.sh "http://127.0.0.1:$day_api" "$(oidc_token "$day_issuer" developer)"
 stop_all
 
 stage "OpenAPI: spec and every recorded response" count_one \

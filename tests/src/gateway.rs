@@ -1,34 +1,85 @@
-//! A local stand-in for API Gateway (HTTP API, payload v2) and its JWT authorizer: it
-//! matches the route, checks `Authorization: Bearer <token>` (not on the setup page's
-//! public routes), builds the same event API Gateway would send, and hands it to the
-//! function's real handler.
+//! A local stand-in for API Gateway (HTTP API, payload v2) and its authorizer: it matches
+//! the route, checks the `Authorization` header (not on the setup page's public routes),
+//! builds the same event API Gateway would send, and hands it to the function's real
+//! handler.
+//!
+//! The authorizer is either the real JWT check ([`crate::jwt::JwtAuthorizer`], what the
+//! local stack runs) or a table of fixed tokens, kept for the in-process cargo suites that
+//! need no identity provider.
 
 use crate::invoke::Invoker;
+use crate::jwt::{JwtAuthorizer, JwtContext};
 use crate::{Function, Functions, Route};
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode};
 use integrations_core::http::routes::{match_path, RouteMatch};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub struct Gateway {
     /// Runs the functions: in this process, or through a Lambda Invoke API.
     pub invoker: Arc<Invoker>,
-    /// The main bearer token the stand-in authorizer accepts, and the `sub` claim it
-    /// passes on; [`LOCAL_TENANTS`] are accepted too.
-    pub token: String,
-    pub principal: String,
-    identities: HashMap<String, Identity>,
+    /// Who decides which requests reach a function, and as whom.
+    pub authorizer: Authorizer,
     counter: AtomicU64,
 }
 
-/// Who a bearer token stands for: a verified JWT's claims (a person, groups included),
-/// or an IAM principal's ARN (a SigV4-signed platform service).
+/// How bearer tokens are checked.
+// One per gateway, built once and never moved about: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Authorizer {
+    /// API Gateway's JWT authorizer: signed tokens of an OpenID provider.
+    Jwt(JwtAuthorizer),
+    /// Fixed token strings, each standing for an identity: only for the in-process cargo
+    /// suites (tests/tests/common), which run without an identity provider. The only mode
+    /// with an IAM caller (`local-service-token`).
+    FixedTokens(HashMap<String, Identity>),
+}
+
+impl Authorizer {
+    /// The main token (a person in [`LOCAL_TEAM`]) and [`local_tenants`].
+    pub fn fixed_tokens(token: &str, principal: &str) -> Self {
+        let mut identities: HashMap<String, Identity> = local_tenants()
+            .into_iter()
+            .map(|(t, who)| (t.to_owned(), who))
+            .collect();
+        identities.insert(token.to_owned(), Identity::user(principal, &[LOCAL_TEAM]));
+        Authorizer::FixedTokens(identities)
+    }
+
+    /// Who the request's Authorization header stands for, or why nobody.
+    pub async fn identify(&self, headers: &HeaderMap) -> Result<Identity, String> {
+        let authorization = match headers.get(http::header::AUTHORIZATION) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| "the Authorization header is not text".to_owned())?,
+            ),
+        };
+        match self {
+            Authorizer::Jwt(jwt) => jwt
+                .authorize(authorization)
+                .await
+                .map(Identity::Jwt)
+                .map_err(|r| r.to_string()),
+            Authorizer::FixedTokens(identities) => authorization
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .and_then(|t| identities.get(t))
+                .cloned()
+                .ok_or_else(|| "not one of the fixed tokens".to_owned()),
+        }
+    }
+}
+
+/// Who a request stands for: a verified JWT's claims (a person, groups included), as API
+/// Gateway passes them on, or an IAM principal's ARN (a SigV4-signed platform service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    Jwt(Value),
+    Jwt(JwtContext),
     Iam(String),
 }
 
@@ -36,17 +87,26 @@ impl Identity {
     /// A person with these groups, as a Cognito access token has them (API Gateway hands
     /// an array claim to the function as `[a b]`).
     pub fn user(sub: &str, groups: &[&str]) -> Self {
-        let mut claims = json!({"sub": sub, "iss": "local-api"});
+        let mut claims = BTreeMap::from([
+            ("sub".to_owned(), sub.to_owned()),
+            ("iss".to_owned(), "local-api".to_owned()),
+        ]);
         if !groups.is_empty() {
-            claims["cognito:groups"] = json!(format!("[{}]", groups.join(" ")));
+            claims.insert(
+                "cognito:groups".to_owned(),
+                format!("[{}]", groups.join(" ")),
+            );
         }
-        Identity::Jwt(claims)
+        Identity::Jwt(JwtContext {
+            claims,
+            scopes: None,
+        })
     }
 
     /// The authorizer block of the API Gateway event.
     pub fn authorizer(&self) -> Value {
         match self {
-            Identity::Jwt(claims) => json!({"jwt": {"claims": claims, "scopes": null}}),
+            Identity::Jwt(jwt) => json!({ "jwt": jwt.to_json() }),
             Identity::Iam(arn) => json!({"iam": {
                 "userArn": arn,
                 "accountId": arn.split(':').nth(4).unwrap_or_default(),
@@ -234,21 +294,26 @@ fn gateway_message(status: StatusCode, message: &str) -> (StatusCode, HeaderMap,
 }
 
 impl Gateway {
+    /// Functions in this process behind fixed tokens: `token` is a person (`principal`)
+    /// in [`LOCAL_TEAM`], [`local_tenants`] are the other callers.
     pub fn new(functions: Arc<Functions>, token: String, principal: String) -> Self {
         Self::with_invoker(Arc::new(Invoker::InProcess(functions)), token, principal)
     }
 
+    /// As [`Gateway::new`], with the functions wherever `invoker` runs them.
     pub fn with_invoker(invoker: Arc<Invoker>, token: String, principal: String) -> Self {
-        let mut identities: HashMap<String, Identity> = local_tenants()
-            .into_iter()
-            .map(|(t, who)| (t.to_owned(), who))
-            .collect();
-        identities.insert(token.clone(), Identity::user(&principal, &[LOCAL_TEAM]));
+        Self::with_authorizer(invoker, Authorizer::fixed_tokens(&token, &principal))
+    }
+
+    /// Behind API Gateway's JWT authorizer, as the local stack runs.
+    pub fn with_jwt(invoker: Arc<Invoker>, jwt: JwtAuthorizer) -> Self {
+        Self::with_authorizer(invoker, Authorizer::Jwt(jwt))
+    }
+
+    pub fn with_authorizer(invoker: Arc<Invoker>, authorizer: Authorizer) -> Self {
         Self {
             invoker,
-            token,
-            principal,
-            identities,
+            authorizer,
             counter: AtomicU64::new(0),
         }
     }
@@ -276,19 +341,24 @@ impl Gateway {
                 )
                 .await;
         }
-        // The JWT authorizer rejects before the function runs, as API Gateway does.
-        let bearer = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(identity) = bearer.and_then(|b| self.identities.get(b)) else {
-            let mut r = gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
-            r.1.insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+        // The authorizer rejects before the function runs, as API Gateway does.
+        let identity = match self.authorizer.identify(headers).await {
+            Ok(identity) => identity,
+            Err(why) => {
+                // Why, for whoever runs the stack; never the token itself.
+                tracing::info!(
+                    method = method.as_str(),
+                    path,
+                    reason = %why,
+                    "authorizer refused the request"
+                );
+                let mut r = gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
+                r.1.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                return r;
+            }
         };
         let authorizer = identity.authorizer();
         self.forward(

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod gateway;
 pub mod invoke;
+pub mod jwt;
 pub mod schedule;
 pub mod streams;
 
@@ -41,10 +42,15 @@ pub fn functions(
 /// The local stack's admin group: the gateway's admin token carries it.
 pub const LOCAL_ADMIN_GROUP: &str = "integrations-admins";
 
-/// Access settings of the local stack: Cognito's groups claim and the admin group above.
+/// Access settings of the local stack: the groups claim named by `GROUPS_CLAIM` (the local
+/// OpenID provider's `groups`, which dev.sh sets; Cognito's `cognito:groups` otherwise, as
+/// the in-process suites' identities carry it) and the admin group above.
 pub fn local_access() -> integrations_core::http::access::AccessConfig {
     integrations_core::http::access::AccessConfig {
-        groups_claim: "cognito:groups".into(),
+        groups_claim: std::env::var("GROUPS_CLAIM")
+            .ok()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "cognito:groups".into()),
         admin_group: integrations_core::domain::GroupName::parse(LOCAL_ADMIN_GROUP).ok(),
     }
 }

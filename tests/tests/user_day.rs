@@ -9,9 +9,11 @@
 //! Ignored by a plain `cargo test`; scripts/test.sh starts the stack and runs (with the
 //! workspace's own cargo selection, so nothing is rebuilt)
 //! `cargo test --workspace --all-targets -- --ignored --exact a_users_day_on_one_long_lived_stack --test-threads=1`
-//! with `IK_STACK_URL`, `IK_STACK_TOKEN` (the API and its bearer token),
-//! `IK_STACK_MOTO_URL` and `IK_STACK_DYNAMODB_URL` (the stack's local AWS, whose
-//! processes' memory is measured; found by their listening ports).
+//! with `IK_STACK_URL` (the API), `IK_STACK_ISSUER` (the stack's OpenID provider: every
+//! caller's token comes from it, a password grant per local user, and the gateway checks
+//! each as API Gateway's JWT authorizer does), `IK_STACK_MOTO_URL` and
+//! `IK_STACK_DYNAMODB_URL` (the stack's local AWS, whose processes' memory is measured;
+//! found by their listening ports).
 
 mod common;
 
@@ -37,28 +39,76 @@ fn required(var: &str) -> String {
             panic!(
                 "{var} is not set: this suite talks to an already running stack. Start one with \
              `bash scripts/dev.sh` and set IK_STACK_URL (e.g. http://127.0.0.1:3000), \
-             IK_STACK_TOKEN (local-dev-token), IK_STACK_MOTO_URL (http://127.0.0.1:4566) and \
-             IK_STACK_DYNAMODB_URL (http://127.0.0.1:8000), or run `bash scripts/test.sh`"
+             IK_STACK_ISSUER (http://127.0.0.1:9400), IK_STACK_MOTO_URL (http://127.0.0.1:4566) \
+             and IK_STACK_DYNAMODB_URL (http://127.0.0.1:8000), or run `bash scripts/test.sh`"
             )
         })
 }
 
+/// The password grant of the provider's CLI client (scripts/lib.sh `oidc_token`).
+async fn token_of(http: &reqwest::Client, issuer: &str, user: &str) -> String {
+    let resp = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", LOCAL_PASSWORD),
+            ("client_id", "infrakitchen-local-cli"),
+            ("client_secret", "local-cli-secret"),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the OpenID provider at {issuer} does not answer: {e}"));
+    let body: Value = resp.json().await.unwrap_or_default();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token for {user}: {body}"))
+        .to_owned()
+}
+
+/// The token with its payload changed to the admin's subject and its signature kept:
+/// what a caller forging privileges would send.
+fn promoted(token: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "the provider's access token is a JWT");
+    let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap();
+    assert!(payload.contains("local-developer"), "{payload}");
+    let forged = payload.replace("local-developer", "local-admin");
+    format!("{}.{}.{}", parts[0], b64.encode(forged), parts[2])
+}
+
 struct Stack {
     base: String,
+    issuer: String,
+    /// The developer's access token (the day's main caller).
     token: String,
     http: reqwest::Client,
 }
 
+/// The stack's local people (scripts/oidc-provider/server.mjs), all with this password.
+const LOCAL_PASSWORD: &str = "local-password";
+
 impl Stack {
-    fn from_env() -> Self {
+    async fn from_env() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let issuer = required("IK_STACK_ISSUER").trim_end_matches('/').to_owned();
+        let token = token_of(&http, &issuer, "developer").await;
         Self {
             base: required("IK_STACK_URL").trim_end_matches('/').to_owned(),
-            token: required("IK_STACK_TOKEN"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            issuer,
+            token,
+            http,
         }
+    }
+
+    /// A fresh access token of a local user, from the stack's OpenID provider.
+    async fn token_of(&self, user: &str) -> String {
+        token_of(&self.http, &self.issuer, user).await
     }
 
     async fn send(
@@ -272,7 +322,7 @@ fn command_of(pid: u32) -> String {
 #[ignore = "needs a running stack: scripts/test.sh starts one (bash scripts/dev.sh)"]
 async fn a_users_day_on_one_long_lived_stack() {
     let day = Instant::now();
-    let stack = Stack::from_env();
+    let stack = Stack::from_env().await;
     let processes: Vec<(&str, u32)> = [
         ("local-api", required("IK_STACK_URL")),
         ("moto (KMS, STS, IAM, S3)", required("IK_STACK_MOTO_URL")),
@@ -287,12 +337,32 @@ async fn a_users_day_on_one_long_lived_stack() {
     let label = format!("day-{run}");
     let step = |what: &str| println!("[{:>6.1} s] {what}", day.elapsed().as_secs_f64());
 
+    step("signed in: the provider's token opens the API, a tampered or missing one does not");
+    assert_eq!(
+        stack
+            .send("GET", "/integrations/aws?limit=1", None, &[])
+            .await
+            .status,
+        200
+    );
+    for bad in [
+        promoted(&stack.token),
+        "not-a-jwt".to_owned(),
+        String::new(),
+    ] {
+        let r = stack
+            .send_as(&bad, "GET", "/integrations/aws?limit=1", None, &[])
+            .await;
+        assert_eq!(r.status, 401, "{bad:.20}: {}", r.body);
+    }
+
     step("open the setup page, read the setup policies, Test Connection before saving");
     let account = fresh_account();
     for (path, media) in [
         ("/integrations/aws/setup", "text/html"),
         ("/integrations/aws/setup/app.js", "text/javascript"),
         ("/integrations/aws/setup/app.css", "text/css"),
+        ("/integrations/aws/setup/config.json", "application/json"),
     ] {
         let r = stack.get(path).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -302,6 +372,25 @@ async fn a_users_day_on_one_long_lived_stack() {
             "{path}: {ctype:?}"
         );
     }
+    // The page signs people in where the gateway checks their tokens, and may call there.
+    let config = stack.get("/integrations/aws/setup/config.json").await;
+    assert_eq!(
+        config.body["issuer"],
+        json!(stack.issuer),
+        "{}",
+        config.body
+    );
+    assert_eq!(config.body["client_id"], "infrakitchen-setup-page");
+    let page = stack
+        .send("HEAD", "/integrations/aws/setup", None, &[])
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.is_null(), "HEAD has no body: {}", page.body);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(&format!("connect-src 'self' {};", stack.issuer)),
+        "{csp}"
+    );
     let policies = stack
         .get(&format!(
             "/integrations/aws/setup-policies?aws_account_id={account}&user_arn=arn:aws:iam::{account}:user/InfraKitchenUser&role_name=InfraKitchenRole"
@@ -480,7 +569,7 @@ async fn a_users_day_on_one_long_lived_stack() {
     assert_eq!(seen, expected, "every labelled record once, sorted by name");
 
     step("tenants: another tenant sees nothing of the day, a teammate what is shared");
-    let other = "local-other-tenant-token";
+    let other = &stack.token_of("other-tenant").await;
     let listed = stack
         .send_as(
             other,
@@ -505,7 +594,7 @@ async fn a_users_day_on_one_long_lived_stack() {
             r.body
         );
     }
-    let teammate = "local-teammate-token";
+    let teammate = &stack.token_of("teammate").await;
     let shared = json!({"shared_with": ["local-team"]});
     let r = stack.send("PATCH", &b_path, Some(&shared), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -520,7 +609,7 @@ async fn a_users_day_on_one_long_lived_stack() {
     assert_eq!(r.status, 403, "{}", r.body);
     let everything = stack
         .send_as(
-            "local-admin-token",
+            &stack.token_of("admin").await,
             "GET",
             &format!("/integrations/aws?label={label}"),
             None,

@@ -1,5 +1,6 @@
 //! `GET /integrations/aws`, `GET|PATCH|DELETE /integrations/aws/{id}`, and the public
-//! setup page `GET /integrations/aws/setup[/app.js|/app.css]`.
+//! setup page `GET|HEAD /integrations/aws/setup`, `GET /integrations/aws/setup/{app.js,
+//! app.css,config.json}`.
 //! Routes: `integrations_core::http::manage::ROUTES` and `http::setup_page::ROUTES`.
 
 use integrations_core::{aws, http, telemetry, wiring};
@@ -12,6 +13,8 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     // Only this function's use case: the binary links only the clients it uses.
     let deps = &wiring::listing_integrations_from_env(&aws::load_config().await)?;
+    // The setup page's sign-in settings, read once here rather than on its first request.
+    http::setup_page::init();
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(http::manage::handle(deps, req).await)
     }))

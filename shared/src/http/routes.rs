@@ -143,12 +143,17 @@ pub const ROUTES: &[Route] = &[
         Function::ProvisionBucket,
     ),
     page("GET /integrations/aws/setup", Function::ManageIntegrations),
+    page("HEAD /integrations/aws/setup", Function::ManageIntegrations),
     page(
         "GET /integrations/aws/setup/app.js",
         Function::ManageIntegrations,
     ),
     page(
         "GET /integrations/aws/setup/app.css",
+        Function::ManageIntegrations,
+    ),
+    page(
+        "GET /integrations/aws/setup/config.json",
         Function::ManageIntegrations,
     ),
 ];
@@ -388,7 +393,8 @@ mod tests {
         assert_eq!(public, pages);
         assert!(public
             .iter()
-            .all(|k| k.starts_with("GET /integrations/aws/setup")));
+            .all(|k| k.starts_with("GET /integrations/aws/setup")
+                || *k == "HEAD /integrations/aws/setup"));
         // The literal page path wins over `{id}`, as in API Gateway.
         assert!(matches!(
             match_path("GET", "/integrations/aws/setup"),

@@ -3,9 +3,15 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB[_STREAMS]` and `AWS_ENDPOINT_URL` route them), then serves
 //! every route on http://127.0.0.1:3000 through the real handlers, with a stand-in for
 //! API Gateway's JWT authorizer and for the stream's event source mapping.
+//!
+//! The JWT authorizer trusts the OpenID provider named by `LOCAL_JWT_ISSUER` (required),
+//! for the audiences in `LOCAL_JWT_AUDIENCE` (comma-separated, required), requiring one of
+//! `LOCAL_JWT_SCOPES` (comma-separated, optional) when set. `--routes`, `--permissions`
+//! and `--bootstrap-only` need none of them.
 
 use local_harness::gateway::{self, Gateway};
 use local_harness::invoke::Invoker;
+use local_harness::jwt::{JwtAuthorizer, JwtConfig};
 use local_harness::{bootstrap, ROUTES};
 use std::sync::Arc;
 
@@ -14,6 +20,45 @@ fn var(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_owned())
+}
+
+/// A comma-separated list (blanks dropped).
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The JWT authorizer's settings from the environment.
+fn jwt_config() -> Result<JwtConfig, String> {
+    let issuer = std::env::var("LOCAL_JWT_ISSUER")
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or(
+            "LOCAL_JWT_ISSUER is not set: the issuer URL of the local OpenID provider, as its \
+             tokens' `iss` has it (e.g. http://127.0.0.1:9400)",
+        )?;
+    // The harness speaks plain HTTP only: its provider runs on this machine.
+    if !issuer.starts_with("http://") {
+        return Err(format!(
+            "LOCAL_JWT_ISSUER must be an http:// URL of a provider on this machine, not {issuer:?}"
+        ));
+    }
+    let audiences = list(&std::env::var("LOCAL_JWT_AUDIENCE").unwrap_or_default());
+    if audiences.is_empty() {
+        return Err(
+            "LOCAL_JWT_AUDIENCE is not set: the audiences (comma-separated) a token's `aud`, \
+             or `client_id` without `aud`, must name"
+                .into(),
+        );
+    }
+    Ok(JwtConfig {
+        scopes: list(&std::env::var("LOCAL_JWT_SCOPES").unwrap_or_default()),
+        ..JwtConfig::new(issuer, audiences)
+    })
 }
 
 #[tokio::main]
@@ -42,30 +87,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         return Ok(());
     }
     integrations_core::telemetry::init();
+    let bootstrap_only = std::env::args().any(|a| a == "--bootstrap-only");
+    // Checked before the local AWS is touched, so a missing setting fails at once.
+    let jwt = if bootstrap_only {
+        None
+    } else {
+        Some(JwtAuthorizer::new(jwt_config()?)?)
+    };
     let host = var("LOCAL_API_HOST", "127.0.0.1");
     let port = var("LOCAL_API_PORT", "3000");
-    let token = var("LOCAL_API_TOKEN", "local-dev-token");
-    let principal = var("LOCAL_API_PRINCIPAL", "local-developer");
     let table = var("TABLE_NAME", "infrakitchen-integrations");
     let key = var("KMS_KEY_ID", "alias/infrakitchen-integrations");
 
     let sdk = integrations_core::aws::load_config().await;
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
-    if std::env::args().any(|a| a == "--bootstrap-only") {
-        // For runs whose functions live elsewhere (sam local invoke): the table and key only.
+    let Some(jwt) = jwt else {
+        // --bootstrap-only, for runs whose functions live elsewhere (sam local invoke): the
+        // table and key only.
         println!(
             "table: {}\nKMS key: {}\nHMAC key: {}",
             stack.table, stack.kms_key_id, stack.hmac_key_id
         );
         return Ok(());
-    }
+    };
     let functions = local_harness::functions(&sdk, &sdk, &stack)?;
     let invoker = Arc::new(Invoker::from_env(functions)?);
-    let gw = Arc::new(Gateway::with_invoker(
-        invoker.clone(),
-        token.clone(),
-        principal.clone(),
-    ));
+    let issuer = jwt.config().issuer.clone();
+    let audiences = jwt.config().audiences.join(", ");
+    let scopes = jwt.config().scopes.join(", ");
+    let gw = Arc::new(Gateway::with_jwt(invoker.clone(), jwt));
+    // Reads the provider's keys ahead of the first request; if the provider is not up yet,
+    // the first request tries again, so the start order does not matter.
+    let warm = gw.clone();
+    tokio::spawn(async move {
+        if let gateway::Authorizer::Jwt(jwt) = &warm.authorizer {
+            match jwt.prefetch().await {
+                Ok(keys) => tracing::info!(keys, "JWT authorizer: the provider's keys read"),
+                Err(e) => tracing::info!(
+                    reason = %e,
+                    "JWT authorizer: provider not reachable yet; keys are read on the first request"
+                ),
+            }
+        }
+    });
 
     if let Some(arn) = stack.stream_arn.clone() {
         // Plays the event source mapping: pending buckets are provisioned with no extra step.
@@ -104,14 +168,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
     println!("HMAC key:    {}", stack.hmac_key_id);
-    println!(
-        "API:         {base}  (token: {token}, principal: {principal}, group: {})",
-        local_harness::gateway::LOCAL_TEAM
-    );
-    println!("other callers (tenant isolation): ");
-    for (t, who) in local_harness::gateway::local_tenants() {
-        println!("  {t:<26} {}", who.authorizer());
+    println!("API:         {base}");
+    println!("JWT issuer:  {issuer}");
+    println!("audiences:   {audiences}");
+    if !scopes.is_empty() {
+        println!("scopes:      {scopes} (a token needs one of them)");
     }
+    println!(
+        "get a token: OIDC_ISSUER={issuer} bash scripts/token.sh [developer|teammate|other-tenant|admin]"
+    );
     println!("routes:");
     for r in ROUTES {
         println!(
@@ -122,11 +187,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             if r.public { " (public: no token)" } else { "" }
         );
     }
-    println!("setup page:  {base}/integrations/aws/setup  (enter the token above once)");
+    println!("setup page:  {base}/integrations/aws/setup");
     println!(
         r#"
 try:
-  export API={base} AUTH="Authorization: Bearer {token}"
+  export API={base} AUTH="Authorization: Bearer $(OIDC_ISSUER={issuer} bash scripts/token.sh developer)"
   curl -s -X POST $API/integrations/aws -H "$AUTH" -H 'content-type: application/json' -d '{{
     "name": "aws-production", "labels": ["production"],
     "aws_account_id": "123456789012",
