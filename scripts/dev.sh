@@ -106,7 +106,8 @@ log "the local AWS keeps its state in memory only: stopping dev.sh loses every i
   echo "  setup page:  $page"
   echo "               sign in as developer, teammate, other-tenant or admin (password local-password)"
   echo "  OpenID:      $issuer"
-  echo "               a token for curl: export AUTH=\"Authorization: Bearer \$(bash scripts/token.sh)\""
+  port_env=""; [ "$OIDC_PROVIDER_PORT" = 9400 ] || port_env="OIDC_PROVIDER_PORT=$OIDC_PROVIDER_PORT "
+  echo "               a token for curl: export AUTH=\"Authorization: Bearer \$(${port_env}bash scripts/token.sh)\""
   if [ "$ENFORCE_IAM" = 1 ]; then
     "$VENV/bin/python" -c 'import json, sys
 p = json.load(open(sys.argv[1]))
