@@ -4,7 +4,7 @@
 # stack serves (scripts/check_routes.py), and each role's actions against the ones the
 # adapters list (scripts/check_permissions.py). Offline: the linters need no AWS access;
 # dummy credentials keep the SAM CLI quiet. Prints `check ok: NAME` or `check FAILED: NAME`
-# for each of its five checks, runs them all, and fails if any failed.
+# for each of its six checks, runs them all, and fails if any failed.
 #
 #   IK_VENV            Python venv for the linters (default: <repo>/.venv)
 #   LOCAL_ROUTES_CMD   command printing the local routes (see scripts/check_routes.py)
@@ -38,4 +38,15 @@ check "sam validate --lint" "$VENV/bin/sam" validate --lint --template-file temp
 check "environment: no deployable endpoint override" "$VENV/bin/python3" scripts/check_template_env.py template.yaml
 check "routes: template.yaml against the code's route table" "$VENV/bin/python3" scripts/check_routes.py
 check "permissions: each role's actions against the adapters' list" "$VENV/bin/python3" scripts/check_permissions.py
+# Role delegation's CloudFormation template (issue 21), as the platform renders it for a
+# principal: cfn-lint with zero errors and warnings too.
+delegation_template() {
+  local out="$REPO/.local/delegation-role-template.json" rc=0
+  mkdir -p "$REPO/.local"
+  ${LOCAL_DELEGATION_TEMPLATE_CMD:-"$REPO/target/debug/local-api" --delegation-template} \
+    arn:aws:iam::999999999999:role/infrakitchen-platform >"$out" || return 1
+  "$VENV/bin/cfn-lint" "$out" || rc=$?
+  if (( rc & 7 )); then echo "cfn-lint: errors or warnings in the delegation template (exit $rc)" >&2; return 1; fi
+}
+check "cfn-lint: the role delegation template" delegation_template
 [ "$failures" -eq 0 ]

@@ -77,6 +77,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         return Ok(());
     }
+    if let Some(i) = std::env::args().position(|a| a == "--delegation-template") {
+        // The role delegation's CloudFormation template for a platform principal, for
+        // cfn-lint (scripts/check-template.sh) and the trust-policy proof.
+        let principal = std::env::args()
+            .nth(i + 1)
+            .ok_or("--delegation-template needs the platform principal's ARN")?;
+        let template = integrations_core::domain::policies::delegation_role_template(&principal);
+        println!("{}", serde_json::to_string_pretty(&template)?);
+        return Ok(());
+    }
     if std::env::args().any(|a| a == "--permissions") {
         // One line per granted action, for scripts/check_permissions.py.
         for (binary, actions) in integrations_core::aws::permissions::PERMISSIONS {
