@@ -235,6 +235,49 @@ if "access_token" not in b:
 print(b["access_token"])' "$body"
 }
 
+# ---- the STS trust-policy proxy (scripts/sts-trust-proxy, in front of moto) ------------
+
+# ensure_sts_trust_proxy: Node.js and the proxy's npm packages as its lockfile pins them.
+ensure_sts_trust_proxy() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local dir="$REPO/scripts/sts-trust-proxy"
+  # npm ci when the lockfile changed since the last install (npm keeps its own copy).
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the STS trust proxy's npm packages (scripts/sts-trust-proxy/package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+# start_sts_trust_proxy PORT UPSTREAM LOGFILE: the STS trust-policy proxy on
+# 127.0.0.1:PORT (STS_PROXY_HOST overrides) in front of moto at UPSTREAM, in the
+# background; waits until it answers. Reads the admin keys it looks roles and users up
+# with from STS_PROXY_ADMIN_ACCESS_KEY_ID / STS_PROXY_ADMIN_SECRET_ACCESS_KEY (one per
+# account, comma-separated; scripts/check_trust_proxy.py admins makes them).
+start_sts_trust_proxy() {
+  local port="$1" upstream="$2" logfile="$3"
+  ensure_sts_trust_proxy
+  if port_taken "$port"; then
+    log "port $port is taken: the STS trust proxy cannot start there"; return 1
+  fi
+  STS_PROXY_PORT="$port" STS_PROXY_UPSTREAM="$upstream" \
+    node "$REPO/scripts/sts-trust-proxy/server.mjs" >"$logfile" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  STS_TRUST_PROXY_PID=$pid
+  for _ in $(seq 1 100); do
+    # moto's own answer, through the proxy
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
+      log "STS trust proxy ready on 127.0.0.1:$port -> $upstream"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "the STS trust proxy did not start; its log:"; cat "$logfile" >&2
+  return 1
+}
+
 # Does anything answer HTTP on 127.0.0.1:PORT (any status)?
 http_answers() {
   local code

@@ -125,6 +125,7 @@ prepare() {
   ensure_dynamodb_local
   ensure_browser_tools
   ensure_oidc_provider
+  ensure_sts_trust_proxy
   bash scripts/client-codegen.sh --install
   if [ "${SKIP_SAM_LOCAL:-0}" != 1 ]; then
     ensure_docker
@@ -224,6 +225,9 @@ stop_all
 
 stage "OpenAPI: spec and every recorded response" count_one \
   "$VENV/bin/python" scripts/check_openapi.py "$IK_RESPONSES"
+
+# ---- STS says no where AWS says no: the trust-policy proxy in front of moto ---------------
+stage "STS trust policies (proxy in front of an IAM-enforcing moto)" count_checks bash scripts/trust-proxy-test.sh
 
 # ---- the setup page in real browsers, against a stack whose moto enforces IAM -------------
 stage "browser tests (Chromium, Firefox)" count_browser bash scripts/browser-test.sh
