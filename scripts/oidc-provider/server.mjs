@@ -27,6 +27,7 @@ const RESOURCE = env("OIDC_RESOURCE", "urn:infrakitchen:api");
 const DEFAULT_TTL = Number(env("OIDC_ACCESS_TOKEN_TTL", "3600"));
 const REDIRECT_URIS = env("OIDC_REDIRECT_URIS", "http://127.0.0.1:3000/integrations/aws/setup")
   .split(",").map((s) => s.trim()).filter(Boolean);
+const PAGE_ORIGINS = [...new Set(REDIRECT_URIS.map((u) => new URL(u).origin))].join(" ");
 export const PAGE_CLIENT = "infrakitchen-setup-page";
 export const CLI_CLIENT = "infrakitchen-local-cli";
 export const CLI_SECRET = "local-cli-secret";
@@ -134,7 +135,9 @@ const configuration = {
       if (grant) return grant;
     }
     const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
-    grant.addOIDCScope("openid profile groups");
+    // `integrations` too: a request that names no resource asks for it as a plain scope,
+    // and a grant that lacks it sends the browser round the login again.
+    grant.addOIDCScope(`openid profile groups ${API_SCOPE}`);
     grant.addOIDCClaims(["sub", "name", "preferred_username", "groups"]);
     grant.addResourceScope(RESOURCE, API_SCOPE);
     await grant.save();
@@ -243,7 +246,9 @@ function send(res, status, html) {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "cache-control": "no-store",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    // Chromium applies form-action to the whole redirect chain of a form post: the login
+    // form ends on the page's origin, so that origin must be allowed too.
+    "content-security-policy": `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${PAGE_ORIGINS}; frame-ancestors 'none'`,
   });
   res.end(html);
 }

@@ -1,20 +1,20 @@
 // The setup page in Debian's Firefox ESR too (headless, driven over WebDriver BiDi by
-// puppeteer-core, which needs no patched browser): the token, a field error as it is
-// typed, and a Test Connection that passes every step against the IAM-enforcing stack,
-// with no console error. The thorough tests are setup-page.test.mjs, in Chromium.
+// puppeteer-core, which needs no patched browser): sign-in at the local OpenID provider in
+// the page's sign-in window, a field error as it is typed, and a Test Connection that
+// passes every step against the IAM-enforcing stack, with no console error. The thorough
+// tests are setup-page.test.mjs, in Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import puppeteer from "puppeteer-core";
 
 const BASE = process.env.IK_BASE_URL;
-const TOKEN = process.env.IK_TOKEN;
 const P = JSON.parse(readFileSync(process.env.IK_PRINCIPALS, "utf8"));
 const FIREFOX = process.env.FIREFOX;
 
 let browser;
 before(async () => {
-  assert.ok(BASE && TOKEN && FIREFOX, "run through scripts/browser-test.sh");
+  assert.ok(BASE && FIREFOX, "run through scripts/browser-test.sh");
   browser = await puppeteer.launch({
     browser: "firefox",
     executablePath: FIREFOX,
@@ -34,16 +34,23 @@ async function text(page, selector) {
   return page.$eval(selector, (e) => e.textContent.trim());
 }
 
-test("Firefox: token, a field error as it is typed, and a passing Test Connection", async () => {
+test("Firefox: sign-in in the sign-in window, a field error as it is typed, and a passing Test Connection", async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
   const resp = await page.goto(`${BASE}/integrations/aws/setup`);
   assert.equal(resp.status(), 200);
-  await page.type("#token", TOKEN);
-  await page.click("#token-use");
-  await page.waitForFunction(() => document.querySelector("#token-status").textContent === "Token accepted.");
+  await page.waitForFunction(() => document.querySelector("#auth-who").textContent === "You are not signed in.");
+  const opened = new Promise((resolve) => page.once("popup", resolve));
+  await page.click("#signin");
+  const popup = await opened;
+  await popup.waitForSelector("#username");
+  await popup.type("#username", "developer");
+  await popup.type("#password", "local-password");
+  await popup.click('button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector("#auth-who").textContent.startsWith("Signed in as"), { timeout: 15000 });
+  assert.equal(await text(page, "#auth-who"), "Signed in as Local Developer (developer).");
 
   await page.type("#f-account", "12345");
   await page.waitForFunction(() => document.querySelector("#f-account-error").textContent !== "");

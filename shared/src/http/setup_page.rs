@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn the_secret_is_a_password_field_the_script_never_stores() {
         assert!(HTML.contains(r#"id="f-secret" name="aws_secret_access_key" type="password""#));
-        // Only the bearer token is kept, and only for the tab's session.
+        // Only the sign-in tokens are kept, and only in memory and the tab's session.
         assert!(!SCRIPT.contains("localStorage"));
     }
 }

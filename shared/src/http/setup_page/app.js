@@ -1,6 +1,7 @@
 // The setup page's script: the setup guide's form, Test Connection, Save, the state
-// bucket's status and the list of integrations, all through this API's own routes with
-// the bearer token the user enters (kept in sessionStorage, for this tab only).
+// bucket's status and the list of integrations, all through this API's own routes, as the
+// user signed in with the platform's OpenID provider (authorization code + PKCE; the
+// access token is kept in this tab only, in memory and session storage).
 //
 // The field rules below mirror shared/src/domain/values/*.rs and http/input.rs, message
 // for message, so that mistakes show as they are typed; the API stays the authority and
@@ -13,7 +14,6 @@
 
 (() => {
   const API = "/integrations/aws";
-  const TOKEN_KEY = "infrakitchen-setup-token";
   const POLL_MS = 1000;
   const $ = (id) => document.getElementById(id);
 
@@ -374,7 +374,8 @@
     return body;
   }
 
-  // The API's field errors next to their fields; the rest in the form's status line.
+  // The API's field errors next to their fields; the rest in the given status line. Focus
+  // goes to the first field in error, or to the status line: never lost.
   function showProblem(problem, statusId) {
     const errors = (problem && Array.isArray(problem.errors)) ? problem.errors : [];
     const elsewhere = [];
@@ -392,17 +393,380 @@
     }
     const detail = problem && problem.detail ? problem.detail : "the request failed";
     setStatus(statusId, elsewhere.length ? `${detail} (${elsewhere.join("; ")})` : seen.size ? "The API refused some fields: see the messages next to them." : detail);
-    if (first) $(first).focus();
+    $(first || statusId).focus();
   }
 
   function setStatus(id, text) { $(id).textContent = text || ""; }
 
-  // ---- the API -----------------------------------------------------------------------
-  const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+  // ---- signing in: OpenID Connect, authorization code + PKCE (S256), a public client --
+  // The provider comes from the API (config.json) and its discovery document. Sign-in runs
+  // in a small window, so this page and its form stay as they are; the window comes back
+  // to this very page, which hands the code to the page that opened it and closes. If the
+  // browser blocks the window, sign-in can run in this tab instead (the form, less its
+  // secret key, is kept in session storage over the round trip).
+  const PAGE_PATH = "/integrations/aws/setup";
+  const SESSION_KEY = "infrakitchen-setup-session"; // { access_token, expires_at, id_token, who }
+  const LOGIN_KEY = "infrakitchen-setup-login"; // a sign-in in this tab, under way
+  const DRAFT_KEY = "infrakitchen-setup-draft"; // the form without its secret, over that sign-in
+  const NOTE_KEY = "infrakitchen-setup-note"; // a word for this tab's next load
+  const MESSAGE_TYPE = "infrakitchen-setup-signin";
+  const SKEW_MS = 5000; // a token this close to its expiry counts as expired
 
-  async function api(method, path, body, extraHeaders) {
-    const headers = { Accept: "application/json, application/problem+json", ...(extraHeaders || {}) };
-    if (token()) headers.Authorization = `Bearer ${token()}`;
+  const redirectUri = () => location.origin + PAGE_PATH;
+  let oidc = null; // { config, discovery }
+  let oidcError = null; // why sign-in is not available
+  let oidcReady = Promise.resolve();
+  let session = readSession();
+  let sessionLapsed = false; // the user was signed in, and no longer is
+  let prepared = null; // PKCE verifier, state and nonce for the next sign-in
+  let pending = null; // a sign-in in a window: { state, verifier, nonce, popup }
+  let blocked = null; // a sign-in whose window the browser blocked
+  let resume = null; // { el, status, text }: where the user was when the session ended
+  let expiryTimer = null;
+
+  function b64url(bytes) {
+    let s = "";
+    for (const b of bytes) s += String.fromCharCode(b);
+    return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  const randomText = () => b64url(crypto.getRandomValues(new Uint8Array(32)));
+
+  async function prepare() {
+    const verifier = randomText();
+    const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    prepared = { verifier, challenge: b64url(new Uint8Array(hash)), state: randomText(), nonce: randomText() };
+    return prepared;
+  }
+
+  // A JWT's payload, decoded, NOT verified: for display only (the API verifies tokens).
+  function claimsOf(jwt) {
+    try {
+      const part = String(jwt).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const bin = atob(part + "=".repeat((4 - (part.length % 4)) % 4));
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0))));
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // The ID token's name for the person (Cognito's user name when it has no other).
+  function whoOf(c) {
+    if (!c) return "an unnamed user";
+    const text = (v) => (typeof v === "string" && v ? v : null);
+    const name = text(c.name);
+    const user = text(c.preferred_username) || text(c["cognito:username"]) || text(c.email);
+    if (name && user && name !== user) return `${name} (${user})`;
+    return name || user || text(c.sub) || "an unnamed user";
+  }
+
+  function readSession() {
+    try {
+      const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+      return s && typeof s.access_token === "string" && Number.isFinite(s.expires_at) ? s : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  const token = () => (session && session.expires_at - SKEW_MS > Date.now() ? session.access_token : null);
+
+  function dropSession() {
+    if (session) sessionLapsed = true;
+    session = null;
+    sessionStorage.removeItem(SESSION_KEY);
+    clearTimeout(expiryTimer);
+  }
+
+  async function loadOidc() {
+    const get = async (url, what) => {
+      let r;
+      try {
+        r = await fetch(url, { cache: "no-store", credentials: "omit", redirect: "error", headers: { Accept: "application/json" } });
+      } catch (e) {
+        throw new Error(`${what} could not be reached (${e.message})`);
+      }
+      if (!r.ok) throw new Error(`${what} answered ${r.status}`);
+      return r.json();
+    };
+    try {
+      const config = await get(`${PAGE_PATH}/config.json`, "the page's configuration");
+      if (!config.issuer || !config.client_id) throw new Error("this API has no identity provider configured");
+      const issuer = String(config.issuer).replace(/\/+$/, "");
+      const discovery = await get(`${issuer}/.well-known/openid-configuration`, "the identity provider");
+      if (String(discovery.issuer || "").replace(/\/+$/, "") !== issuer) {
+        throw new Error(`the identity provider calls itself ${discovery.issuer}, not ${issuer}`);
+      }
+      if (!discovery.authorization_endpoint || !discovery.token_endpoint) {
+        throw new Error("the identity provider's discovery document has no authorization or token endpoint");
+      }
+      oidc = { config: { ...config, issuer }, discovery };
+      oidcError = null;
+    } catch (e) {
+      oidc = null;
+      oidcError = e.message;
+    }
+  }
+
+  function authorizationUrl(p) {
+    const { config, discovery } = oidc;
+    const u = new URL(discovery.authorization_endpoint);
+    const q = {
+      response_type: "code",
+      client_id: config.client_id,
+      redirect_uri: redirectUri(),
+      scope: config.scopes || "openid",
+      state: p.state,
+      nonce: p.nonce,
+      code_challenge: p.challenge,
+      code_challenge_method: "S256",
+    };
+    if (config.resource) q.resource = config.resource;
+    for (const [k, v] of Object.entries(q)) u.searchParams.set(k, v);
+    return u.href;
+  }
+
+  function setAuthStatus(text, focus) {
+    setStatus("auth-status", text);
+    if (focus) $("auth-status").focus();
+  }
+
+  // The sign-in control the user can see: focus moves there, not to a hidden one.
+  function renderAuth() {
+    const signedIn = token() !== null;
+    const active = document.activeElement;
+    $("auth-who").textContent = signedIn ? `Signed in as ${session.who}.` : "You are not signed in.";
+    $("signin").hidden = signedIn;
+    $("signout").hidden = !signedIn;
+    if (signedIn) {
+      $("signin-here").hidden = true;
+      $("session-ended").textContent = "";
+    }
+    if (oidc) $("signin").removeAttribute("aria-disabled");
+    else if (oidcError) $("signin").setAttribute("aria-disabled", "true");
+    if (active && active.hidden) (signedIn ? $("auth-who") : $("signin")).focus();
+  }
+
+  function scheduleExpiry() {
+    clearTimeout(expiryTimer);
+    if (!session) return;
+    const ms = Math.min(session.expires_at - SKEW_MS - Date.now(), 2 ** 31 - 1);
+    // When the token lapses the page says so, without taking the focus from anything.
+    expiryTimer = setTimeout(() => { if (session && !token()) needSignIn({ background: true }); }, Math.max(0, ms));
+  }
+
+  // A call needs a token and there is none (it lapsed, or the API refused it). The form and
+  // everything typed stay; for an action of the user, focus goes to Sign in, and comes back
+  // to that action's control once signed in again.
+  function needSignIn(opts) {
+    const o = opts || {};
+    dropSession();
+    $("session-ended").textContent = sessionLapsed
+      ? "Your session has ended. Sign in again to continue — your form is kept."
+      : "You are not signed in. Sign in to continue — your form is kept.";
+    if (o.refused) setAuthStatus(`The API refused the sign-in (401${o.refused.detail ? `: ${o.refused.detail}` : ""}).`);
+    renderAuth();
+    if (!o.background) {
+      resume = o.resume || null;
+      $("signin").focus();
+    }
+  }
+
+  async function signIn() {
+    if ($("signin").getAttribute("aria-disabled") === "true") {
+      setAuthStatus(`Sign-in is not available: ${oidcError}.`, true);
+      return;
+    }
+    if (pending && pending.popup && !pending.popup.closed) {
+      pending.popup.focus();
+      return;
+    }
+    if (!oidc) await oidcReady;
+    if (!oidc) {
+      renderAuth();
+      setAuthStatus(`Sign-in is not available: ${oidcError}.`, true);
+      return;
+    }
+    const p = prepared || (await prepare());
+    prepared = null;
+    prepare();
+    const popup = window.open(authorizationUrl(p), "infrakitchen-signin", "popup,width=520,height=720");
+    if (!popup) {
+      blocked = p;
+      $("signin-here").hidden = false;
+      setAuthStatus("Your browser blocked the sign-in window. Sign in in this tab instead: the page goes to the sign-in page and comes back here, with the form as you left it except the secret access key, which you enter again.");
+      $("signin-here").focus();
+      return;
+    }
+    pending = { ...p, popup };
+    setAuthStatus("Finish signing in in the sign-in window.");
+    const watch = setInterval(() => {
+      if (!popup.closed) return;
+      clearInterval(watch);
+      // The window posts its answer just before it closes: give that message a moment.
+      setTimeout(() => {
+        if (pending && pending.popup === popup) {
+          pending = null;
+          setAuthStatus("The sign-in window was closed before you signed in.");
+          $("signin").focus();
+        }
+      }, 1000);
+    }, 300);
+  }
+
+  // The browser blocked the window: the same sign-in, in this tab.
+  function signInHere() {
+    if (!blocked || !oidc) return;
+    const p = blocked;
+    blocked = null;
+    sessionStorage.setItem(LOGIN_KEY, JSON.stringify({ state: p.state, verifier: p.verifier, nonce: p.nonce }));
+    saveDraft();
+    location.assign(authorizationUrl(p));
+  }
+
+  const answerOf = (q) => ({
+    type: MESSAGE_TYPE,
+    state: q.get("state"),
+    code: q.get("code"),
+    error: q.get("error"),
+    error_description: q.get("error_description"),
+    iss: q.get("iss"),
+  });
+
+  // Exchanges the code the provider sent back for tokens (with the PKCE verifier).
+  async function finishSignIn(answer, p) {
+    const fail = (why) => {
+      setAuthStatus(`Not signed in: ${why}`);
+      renderAuth();
+      $("signin").focus();
+    };
+    if (!answer.state || answer.state !== p.state) return fail("the answer does not belong to this page's sign-in. Sign in again.");
+    if (answer.error) return fail(`${answer.error_description || answer.error}.`);
+    if (answer.iss && answer.iss.replace(/\/+$/, "") !== oidc.config.issuer) return fail(`the answer came from ${answer.iss}, not from ${oidc.config.issuer}.`);
+    if (!answer.code) return fail("the identity provider sent no code. Sign in again.");
+    setAuthStatus("Signing in…");
+    const form = new URLSearchParams({
+      grant_type: "authorization_code",
+      code: answer.code,
+      redirect_uri: redirectUri(),
+      client_id: oidc.config.client_id,
+      code_verifier: p.verifier,
+    });
+    if (oidc.config.resource) form.set("resource", oidc.config.resource);
+    let resp;
+    let data = {};
+    try {
+      resp = await fetch(oidc.discovery.token_endpoint, {
+        method: "POST", body: form, credentials: "omit", cache: "no-store", redirect: "error",
+        headers: { Accept: "application/json" },
+      });
+      data = await resp.json().catch(() => ({}));
+    } catch (e) {
+      return fail(`the identity provider could not be reached (${e.message}).`);
+    }
+    if (!resp.ok || typeof data.access_token !== "string") {
+      return fail(`the identity provider refused the sign-in (${data.error_description || data.error || resp.status}).`);
+    }
+    const id = data.id_token ? claimsOf(data.id_token) : null;
+    if (id && id.nonce !== p.nonce) return fail("the identity provider's answer does not match this page's request. Sign in again.");
+    const atExp = (claimsOf(data.access_token) || {}).exp;
+    const ttl = Number(data.expires_in) > 0 ? Number(data.expires_in) * 1000
+      : Number.isFinite(atExp) ? atExp * 1000 - Date.now() : 3600 * 1000;
+    session = { access_token: data.access_token, expires_at: Date.now() + ttl, id_token: data.id_token || null, who: whoOf(id) };
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+    sessionLapsed = false;
+    scheduleExpiry();
+    setAuthStatus("");
+    renderAuth();
+    const back = resume;
+    resume = null;
+    if (back && document.contains(back.el) && !back.el.hidden) {
+      setStatus(back.status, back.text);
+      back.el.focus();
+    } else {
+      $("auth-who").focus();
+    }
+    loadList(false, true);
+  }
+
+  window.addEventListener("message", (ev) => {
+    if (ev.origin !== location.origin || !ev.data || ev.data.type !== MESSAGE_TYPE) return;
+    if (!pending || ev.source !== pending.popup) return;
+    const p = pending;
+    pending = null;
+    finishSignIn(ev.data, p);
+  });
+
+  // In the sign-in window: hand the provider's answer to the page that opened it, close.
+  function answerOpener(q) {
+    document.body.replaceChildren(el("main", {},
+      el("p", { class: "status", role: "status", text: "Signing in: this window closes itself. If it stays open, close it and go back to the setup page." })));
+    window.opener.postMessage(answerOf(q), location.origin);
+    window.close();
+  }
+
+  function signOut() {
+    const s = session;
+    dropSession();
+    sessionLapsed = false;
+    clearTimeout(pollTimer);
+    $("list").replaceChildren();
+    $("list-more").hidden = true;
+    const end = oidc && oidc.discovery.end_session_endpoint;
+    if (end) {
+      // The provider's session ends too (or the next sign-in would need no password).
+      sessionStorage.setItem(NOTE_KEY, "signed-out");
+      const u = new URL(end);
+      if (s && s.id_token) u.searchParams.set("id_token_hint", s.id_token);
+      u.searchParams.set("post_logout_redirect_uri", redirectUri());
+      u.searchParams.set("client_id", oidc.config.client_id);
+      location.assign(u.href);
+      return;
+    }
+    renderAuth();
+    setStatus("list-status", "Sign in to see your integrations.");
+    setAuthStatus("You are signed out.");
+    $("signin").focus();
+  }
+
+  // ---- the form over a sign-in in this tab (never its secret access key) -------------
+  function saveDraft() {
+    const d = { labels: labels.slice(), user_arn: $("user-arn").value, form_key: formKey };
+    for (const [field, id] of Object.entries(FIELDS)) {
+      if (field === "aws_secret_access_key" || field === "labels") continue;
+      d[field] = field === "create_state_bucket" ? $(id).checked : $(id).value;
+    }
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(d));
+  }
+
+  function restoreDraft() {
+    let d = null;
+    try { d = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null"); } catch (_) { d = null; }
+    sessionStorage.removeItem(DRAFT_KEY);
+    if (!d) return false;
+    for (const [field, id] of Object.entries(FIELDS)) {
+      if (field === "aws_secret_access_key" || field === "labels" || !(field in d)) continue;
+      if (field === "create_state_bucket") $(id).checked = d[field] === true;
+      else $(id).value = String(d[field]);
+    }
+    labels = Array.isArray(d.labels) ? d.labels.map(String) : [];
+    $("user-arn").value = String(d.user_arn || "");
+    formKey = typeof d.form_key === "string" ? d.form_key : null;
+    renderChips();
+    updateBucketName();
+    setStatus("form-status", "Your form is as you left it: enter the secret access key again.");
+    return true;
+  }
+
+  // ---- the API -----------------------------------------------------------------------
+  // opts: background (a call the user did not ask for: no focus moves), resume (where to
+  // come back to after signing in again).
+  async function api(method, path, body, extraHeaders, opts) {
+    const t = token();
+    if (!t) {
+      needSignIn(opts);
+      return { status: 401, signIn: true, data: { detail: "not signed in" }, headers: new Headers() };
+    }
+    const headers = { Accept: "application/json, application/problem+json", Authorization: `Bearer ${t}`, ...(extraHeaders || {}) };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let resp;
     try {
@@ -411,49 +775,22 @@
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
-      return { status: 0, data: { detail: `the API could not be reached (${e.message})` } };
+      return { status: 0, data: { detail: `the API could not be reached (${e.message})` }, headers: new Headers() };
     }
     const text = await resp.text();
     let data = null;
     if (text) {
       try { data = JSON.parse(text); } catch (_) { data = { detail: text.slice(0, 200) }; }
     }
-    if (resp.status === 401) {
-      showError("token", "The API refused the token (401): enter a valid one above.");
-      setStatus("token-status", "");
-    }
     if (data && !data.detail && data.message) data.detail = data.message;
-    return { status: resp.status, data: data || {} };
+    if (resp.status === 401) {
+      needSignIn({ ...(opts || {}), refused: data || {} });
+      return { status: 401, signIn: true, data: data || {}, headers: resp.headers };
+    }
+    return { status: resp.status, data: data || {}, headers: resp.headers };
   }
 
-  // ---- the token -----------------------------------------------------------------------
-  function showTokenState() {
-    const has = token() !== "";
-    $("token-forget").hidden = !has;
-    setStatus("token-status", has ? "A token is set for this tab." : "Enter your token to use the page.");
-  }
-
-  async function useToken(ev) {
-    ev.preventDefault();
-    const input = $("token");
-    const value = input.value.trim();
-    if (!value) { showError("token", "is required"); input.focus(); return; }
-    sessionStorage.setItem(TOKEN_KEY, value);
-    input.value = "";
-    showError("token", null);
-    const r = await api("GET", "?limit=1");
-    if (r.status === 401) { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); input.focus(); return; }
-    showTokenState();
-    setStatus("token-status", r.status === 200 ? "Token accepted." : `The API answered ${r.status}: ${r.data.detail || ""}`);
-    loadList(false);
-  }
-
-  function forgetToken() {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showTokenState();
-    $("list").replaceChildren();
-    $("token").focus();
-  }
+  const again = (control, status, action) => ({ el: control, status, text: `Signed in again. Your form is as you left it: select ${action} to continue.` });
 
   // ---- rendering a Test Connection report ------------------------------------------
   const STEP_TITLES = {
@@ -470,6 +807,15 @@
     user_assume_role_policy: "The user's policy to assume the role",
     state_bucket_policy: "The state bucket policy",
   };
+
+  // The report's one-sentence summary without the API's field names (it is written for
+  // API clients: "see proves", "the assume_role step").
+  function plainSummary(text) {
+    return String(text || "")
+      .replace(/\s*\(see proves\)/g, "")
+      .replace(/\(see does_not_prove\)/g, "(see what it does not prove, below)")
+      .replace(/\bthe ([a-z_]+) step\b/g, (m, name) => (STEP_TITLES[name] ? `the ${STEP_TITLES[name].toLowerCase()} step` : m));
+  }
 
   function policyBlock(name, doc, level) {
     const id = nextId("policy");
@@ -499,7 +845,7 @@
     }));
     const parts = [
       el("p", { class: `outcome outcome-${outcome}`, "data-outcome": outcome, text: OUTCOME_TEXT[outcome] || outcome }),
-      el("p", { class: "summary", text: report.summary || "" }),
+      el("p", { class: "summary", text: plainSummary(report.summary) }),
       steps,
     ];
     if ((report.proves || []).length) {
@@ -513,8 +859,11 @@
 
   // ---- Test Connection and Save ------------------------------------------------------
   let lastTest = null; // { digest, ok }: the form as last tested (a digest, not the form)
-  let untestedWarned = null; // the digest the untested-save warning was shown for
+  let confirmed = null; // the digest of the form the user chose to save untested
+  let formKey = null; // this form's Idempotency-Key: kept until it is saved or edited
   let busy = false;
+  let retryAction = null;
+  let retryTimer = null;
 
   async function digest(body) {
     const bytes = new TextEncoder().encode(JSON.stringify(body));
@@ -522,19 +871,103 @@
     return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  // Busy buttons are aria-disabled, not disabled: a disabled button drops the keyboard
+  // focus to the page's body.
   function setBusy(on, message) {
     busy = on;
-    for (const id of ["test", "save"]) $(id).disabled = on;
+    for (const id of ["test", "save"]) {
+      if (on) $(id).setAttribute("aria-disabled", "true");
+      else $(id).removeAttribute("aria-disabled");
+    }
     if (message !== undefined) setStatus("form-status", message);
+  }
+
+  // Any change to the form: a new request (new key), no stale confirm or error.
+  function formEdited() {
+    formKey = null;
+    hideConfirm(false);
+    hideFormError(false);
+  }
+
+  function hideConfirm(refocus) {
+    if ($("confirm").hidden) return;
+    const had = $("confirm").contains(document.activeElement);
+    $("confirm").hidden = true;
+    if (refocus !== false && had) $("save").focus();
+  }
+
+  function hideFormError(refocus) {
+    clearInterval(retryTimer);
+    retryAction = null;
+    if ($("form-error").hidden) return;
+    const had = $("form-error").contains(document.activeElement);
+    $("form-error").hidden = true;
+    if (refocus !== false && had) $("save").focus();
+  }
+
+  // Seconds to wait from a Retry-After header (seconds or a date), at most 60.
+  function retryAfter(headers) {
+    const v = headers && headers.get("Retry-After");
+    if (!v) return 0;
+    const s = /^\s*\d+\s*$/.test(v) ? Number(v) : (Date.parse(v) - Date.now()) / 1000;
+    return Number.isFinite(s) ? Math.min(60, Math.max(0, Math.ceil(s))) : 0;
+  }
+
+  const RETRYABLE = new Set([0, 429, 500, 502, 503, 504]);
+
+  // A failure the same request may get past later: what happened, the API's own words,
+  // and a Retry control that waits as long as the API asked (Retry-After).
+  function showFormError(what, r, action) {
+    const why = {
+      0: "the API could not be reached",
+      429: "too many requests in a short time",
+      503: "a service the API depends on is unavailable for a moment",
+    }[r.status] || `the API answered with an error (${r.status})`;
+    $("form-error-h").textContent = `${what === "save" ? "Not saved yet" : "Not tested"}: ${why}`;
+    $("form-error-detail").textContent = r.data && r.data.detail ? `The API says: ${r.data.detail}` : "";
+    $("form-error-help").textContent = what === "save"
+      ? "Your form is kept. Retry sends the same request again: if the first attempt was saved after all, you get that integration, not a second one."
+      : "Your form is kept. Retry runs the test again.";
+    hideConfirm(false);
+    $("form-error").hidden = false;
+    setStatus("form-status", "");
+    retryAction = action;
+    const b = $("retry");
+    let left = retryAfter(r.headers);
+    const tick = () => {
+      if (left > 0) {
+        b.setAttribute("aria-disabled", "true");
+        b.textContent = `Retry (in ${left} s)`;
+        left -= 1;
+      } else {
+        clearInterval(retryTimer);
+        b.removeAttribute("aria-disabled");
+        b.textContent = "Retry";
+      }
+    };
+    clearInterval(retryTimer);
+    tick();
+    if (b.getAttribute("aria-disabled") === "true") retryTimer = setInterval(tick, 1000);
+    b.focus();
+  }
+
+  function retry() {
+    const b = $("retry");
+    if (b.getAttribute("aria-disabled") === "true" || !retryAction || busy) return;
+    const action = retryAction;
+    $("save").focus();
+    hideFormError(false);
+    action();
   }
 
   async function testConnection() {
     if (busy) return;
     const body = collect();
     if (!body) return;
+    hideConfirm(false);
+    hideFormError(false);
     setBusy(true, "Testing the connection with AWS…");
-    $("form-warning").hidden = true;
-    const r = await api("POST", "/test-connection", body);
+    const r = await api("POST", "/test-connection", body, undefined, { resume: again($("test"), "form-status", "Test Connection") });
     setBusy(false);
     if (r.status === 200) {
       lastTest = { digest: await digest(body), ok: r.data.ok === true };
@@ -543,49 +976,77 @@
       setStatus("form-status", r.data.ok ? "Test Connection passed: you can save." : "Test Connection did not pass: see the report.");
       if (r.data.caller_arn && !$("user-arn").value) $("user-arn").value = r.data.caller_arn;
       $("report-h").focus();
-    } else if (r.status === 429) {
-      setStatus("form-status", "Too many tests in a short time: wait a few seconds and test again.");
+    } else if (r.signIn) {
+      setStatus("form-status", "Not tested: sign in again (at the top of the page), then select Test Connection. Your form is kept.");
+    } else if (RETRYABLE.has(r.status)) {
+      showFormError("test", r, testConnection);
     } else {
       showProblem(r.data, "form-status");
     }
   }
 
+  // Save never saves a form that did not pass Test Connection: it asks first, below the
+  // buttons (nothing moves under the pointer), and only "Save untested" saves it.
   async function save(ev) {
-    ev.preventDefault();
+    if (ev) ev.preventDefault();
     if (busy) return;
     const body = collect();
     if (!body) return;
     const d = await digest(body);
     const tested = lastTest && lastTest.digest === d;
     const passed = Boolean(tested && lastTest.ok);
-    if (!passed && untestedWarned !== d) {
-      untestedWarned = d;
-      const w = $("form-warning");
-      w.textContent = tested
-        ? "This form did not pass Test Connection. The guide says to save once the test passes. Select Save again to save it anyway."
-        : "This form has not been tested (or changed since its test). The guide says to run Test Connection and save once it passes. Select Save again to save it anyway.";
-      w.hidden = false;
-      setStatus("form-status", "Not saved yet: see the warning above.");
+    if (!passed && confirmed !== d) {
+      $("confirm-text").textContent = tested
+        ? "This form did not pass Test Connection. The guide says to save once the test passes. Save it anyway?"
+        : "This form has not been tested, or it changed since its test. The guide says to run Test Connection and save once it passes. Save it anyway?";
+      hideFormError(false);
+      $("confirm").hidden = false;
+      setStatus("form-status", "");
+      $("confirm-text").focus();
       return;
     }
-    $("form-warning").hidden = true;
+    await submit(body, passed);
+  }
+
+  async function saveUntested() {
+    if (busy) return;
+    const body = collect();
+    if (!body) return;
+    confirmed = await digest(body);
+    $("save").focus();
+    hideConfirm(false);
+    await submit(body, false);
+  }
+
+  async function submit(body, passed) {
+    if (!formKey) formKey = crypto.randomUUID();
+    const key = formKey;
+    hideFormError(false);
     setBusy(true, "Saving…");
-    const r = await api("POST", "", body, { "Idempotency-Key": crypto.randomUUID() });
+    const r = await api("POST", "", body, { "Idempotency-Key": key }, { resume: again($("save"), "form-status", "Save") });
     setBusy(false);
-    if (r.status === 201) {
+    if (r.status === 201 || r.status === 200) {
       // The secret is stored (encrypted) by the API now: the page keeps no copy of it.
       $("f-secret").value = "";
+      formKey = null;
       lastTest = null;
-      untestedWarned = null;
-      setStatus("form-status", `Saved as ${r.data.name}.`);
+      confirmed = null;
+      const replayed = (r.headers.get("Idempotent-Replayed") || "").toLowerCase() === "true";
+      setStatus("form-status", replayed
+        ? `Saved as ${r.data.name}: the earlier attempt had been saved, and this is that integration.`
+        : `Saved as ${r.data.name}.`);
       showSaved(r.data);
       // The form's passing test was of the typed keys, not of the saved record: test the
       // saved keys once (what Re-test does) so the integration carries its verdict.
       if (passed) await recordSavedTest(r.data);
-      loadList(false);
-    } else if (r.status === 409) {
-      showProblem(r.data, "form-status");
-      if (!(r.data.errors || []).length) setStatus("form-status", r.data.detail || "Conflict");
+      loadList(false, true);
+    } else if (r.signIn) {
+      setStatus("form-status", "Not saved: sign in again (at the top of the page), then select Save. Your form is kept.");
+    } else if (RETRYABLE.has(r.status)) {
+      showFormError("save", r, async () => {
+        const same = collect();
+        if (same) await submit(same, passed);
+      });
     } else {
       showProblem(r.data, "form-status");
     }
@@ -595,14 +1056,23 @@
   let pollTimer = null;
   let savedId = null;
 
-  function lastTestText(t) {
-    if (!t) return "never tested";
-    return `${t.ok ? "passed" : "failed"} at ${t.at}`;
+  const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+  // A time from the API in the user's own time zone, the exact instant in `datetime`.
+  function timeEl(iso) {
+    const d = new Date(iso);
+    if (!iso || Number.isNaN(d.getTime())) return document.createTextNode(String(iso || "an unknown time"));
+    return el("time", { datetime: iso, title: iso, text: TIME_FORMAT.format(d) });
+  }
+
+  function lastTestNode(t) {
+    if (!t) return document.createTextNode("never tested");
+    return el("span", {}, `${t.ok ? "passed" : "failed"} at `, timeEl(t.at));
   }
 
   function facts(pairs) {
     const dl = el("dl", { class: "facts" });
-    for (const [k, v] of pairs) dl.append(el("dt", { text: k }), el("dd", { text: v, "data-fact": k }));
+    for (const [k, v] of pairs) dl.append(el("dt", { text: k }), el("dd", { "data-fact": k }, v));
     return dl;
   }
 
@@ -615,7 +1085,7 @@
       ["Access key", view.aws_access_key_id],
       ["Role", view.aws_assumed_role_name || "none"],
       ["Region", view.aws_default_region],
-      ["Last test", lastTestText(view.last_test)],
+      ["Last test", lastTestNode(view.last_test)],
     ]);
     f.id = "saved-facts";
     $("saved-facts").replaceWith(f);
@@ -633,22 +1103,22 @@
 
   async function recordSavedTest(view) {
     setStatus("form-status", `Saved as ${view.name}. Testing the saved keys to record the result…`);
-    const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`);
+    const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`, undefined, undefined, { background: true });
     const dd = document.querySelector('#saved-facts dd[data-fact="Last test"]');
     if (r.status === 200 && r.data.last_test) {
-      if (dd) dd.textContent = lastTestText(r.data.last_test);
+      if (dd) dd.replaceChildren(lastTestNode(r.data.last_test));
       setStatus("form-status", r.data.ok
         ? `Saved as ${view.name}; its test passed again with the saved keys and is recorded.`
-        : `Saved as ${view.name}, but its test with the saved keys did not pass (${r.data.summary}). Re-test it from the list.`);
+        : `Saved as ${view.name}, but its test with the saved keys did not pass (${plainSummary(r.data.summary)}). Re-test it from the list.`);
     } else {
-      setStatus("form-status", `Saved as ${view.name}; its test could not be recorded now (${r.status === 200 ? r.data.summary : r.data.detail || r.status}). Re-test it from the list.`);
+      setStatus("form-status", `Saved as ${view.name}; its test could not be recorded now (${r.status === 200 ? plainSummary(r.data.summary) : r.data.detail || r.status}). Re-test it from the list.`);
     }
   }
 
   function showBucket(b) {
     const text = {
-      pending: `${b.name}: queued (pending)…`,
-      provisioning: `${b.name}: being created and hardened (provisioning)…`,
+      pending: `${b.name}: queued…`,
+      provisioning: `${b.name}: being created and hardened…`,
       ready: `${b.name}: ready in ${b.region}.`,
       failed: `${b.name}: failed: ${b.reason || "no reason given"}`,
     }[b.status] || `${b.name}: ${b.status}`;
@@ -669,32 +1139,34 @@
 
   async function pollBucket(id) {
     if (id !== savedId) return;
-    const r = await api("GET", `/${encodeURIComponent(id)}/state-bucket`);
+    const r = await api("GET", `/${encodeURIComponent(id)}/state-bucket`, undefined, undefined, { background: true });
     if (id !== savedId) return;
     if (r.status === 200) {
       showBucket(r.data);
       if (r.data.status === "pending" || r.data.status === "provisioning") schedulePoll(id);
-      else loadList(false);
-    } else if (r.status === 401) {
-      setStatus("bucket-status", "Stopped checking the bucket: the token was refused.");
+      else loadList(false, true);
+    } else if (r.signIn) {
+      setStatus("bucket-status", "Stopped checking the bucket: your session has ended. Sign in again, then see the bucket in the list.");
     } else {
       // A dependency hiccup (503) or throttling: keep asking, a little slower.
-      setStatus("bucket-status", `Checking the bucket failed (${r.status}: ${r.data.detail || ""}); retrying…`);
+      setStatus("bucket-status", `Checking the bucket failed (${r.status}: ${r.data.detail || ""}); trying again…`);
       clearTimeout(pollTimer);
-      pollTimer = setTimeout(() => pollBucket(id), POLL_MS * 3);
+      pollTimer = setTimeout(() => pollBucket(id), Math.max(POLL_MS * 3, retryAfter(r.headers) * 1000));
     }
   }
 
   async function retryBucket() {
-    if (!savedId) return;
-    $("bucket-retry").disabled = true;
-    const r = await api("POST", `/${encodeURIComponent(savedId)}/state-bucket`);
-    $("bucket-retry").disabled = false;
+    const b = $("bucket-retry");
+    if (!savedId || b.getAttribute("aria-disabled") === "true") return;
+    b.setAttribute("aria-disabled", "true");
+    const r = await api("POST", `/${encodeURIComponent(savedId)}/state-bucket`, undefined, undefined, { resume: { el: b, status: "bucket-status", text: "Signed in again: select Retry the bucket to continue." } });
+    b.removeAttribute("aria-disabled");
     if (r.status === 200 || r.status === 202) {
       showBucket(r.data);
       schedulePoll(savedId);
-    } else {
+    } else if (!r.signIn) {
       setStatus("bucket-status", `Retry refused (${r.status}): ${r.data.detail || ""}`);
+      $("bucket-status").focus();
     }
   }
 
@@ -706,6 +1178,7 @@
     renderChips();
     touched.clear();
     for (const f of Object.keys(FIELDS)) showError(FIELDS[f], null);
+    formEdited();
     updateBucketName();
     $("saved").hidden = true;
     $("report").hidden = true;
@@ -724,47 +1197,58 @@
   function card(view) {
     const li = el("li", { class: "card", "data-id": view.id, "data-name": view.name });
     const report = el("div", { class: "card-report" });
-    const status = el("p", { class: "status", role: "status" });
+    const status = el("p", { class: "status", role: "status", tabindex: -1 });
     const retest = el("button", { type: "button", class: "secondary", text: "Re-test", "aria-label": `Re-test ${view.name}` });
     const del = el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${view.name}` });
     const actions = el("div", { class: "actions" }, retest, del);
     li.append(
-      el("h3", { text: view.name }),
+      el("h3", { text: view.name, tabindex: -1 }),
       facts([
         ["AWS account", view.aws_account_id],
         ["Access key", view.aws_access_key_id],
-        ["Last test", lastTestText(view.last_test)],
+        ["Last test", lastTestNode(view.last_test)],
         ["State bucket", bucketText(view.state_bucket)],
       ]),
       actions, status, report);
     retest.addEventListener("click", async () => {
-      retest.disabled = true;
+      if (retest.getAttribute("aria-disabled") === "true") return;
+      retest.setAttribute("aria-disabled", "true");
       status.textContent = `Testing ${view.name}…`;
-      const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`);
-      retest.disabled = false;
+      const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`, undefined, undefined,
+        { resume: { el: retest, status: "list-status", text: `Signed in again: select Re-test ${view.name} to continue.` } });
+      retest.removeAttribute("aria-disabled");
       if (r.status === 200) {
         status.textContent = r.data.recorded ? "Tested; the result is recorded." : "Tested; AWS could not be reached, nothing recorded.";
         renderReport(r.data, report, "h4");
-        if (r.data.last_test) li.querySelector('dd[data-fact="Last test"]').textContent = lastTestText(r.data.last_test);
+        if (r.data.last_test) li.querySelector('dd[data-fact="Last test"]').replaceChildren(lastTestNode(r.data.last_test));
+      } else if (r.signIn) {
+        status.textContent = "Not tested: sign in again, then select Re-test.";
       } else {
         status.textContent = `Re-test failed (${r.status}): ${r.data.detail || ""}`;
+        status.focus();
       }
     });
     del.addEventListener("click", () => {
       const yes = el("button", { type: "button", class: "danger", text: `Yes, delete ${view.name}` });
       const no = el("button", { type: "button", class: "secondary", text: "Cancel" });
-      const confirm = el("div", { class: "actions confirm" }, el("span", { text: `Delete ${view.name}? Its keys are forgotten; a state bucket stays in AWS.` }), yes, no);
+      const confirm = el("div", { class: "actions confirm-inline" }, el("span", { text: `Delete ${view.name}? Its keys are forgotten; a state bucket stays in AWS.` }), yes, no);
       actions.replaceWith(confirm);
       no.addEventListener("click", () => { confirm.replaceWith(actions); del.focus(); });
       yes.addEventListener("click", async () => {
-        yes.disabled = true;
-        const r = await api("DELETE", `/${encodeURIComponent(view.id)}`, undefined, { "If-Match": `"${view.revision}"` });
+        if (yes.getAttribute("aria-disabled") === "true") return;
+        yes.setAttribute("aria-disabled", "true");
+        const r = await api("DELETE", `/${encodeURIComponent(view.id)}`, undefined, { "If-Match": `"${view.revision}"` },
+          { resume: { el: del, status: "list-status", text: `Signed in again: select Delete ${view.name} to continue.` } });
         if (r.status === 204 || r.status === 404) {
           li.remove();
           setStatus("list-status", `Deleted ${view.name}.`);
           $("list-refresh").focus();
         } else {
           confirm.replaceWith(actions);
+          if (r.signIn) {
+            status.textContent = "Not deleted: sign in again, then select Delete.";
+            return;
+          }
           status.textContent = r.status === 412
             ? `${view.name} was changed meanwhile: refresh the list and try again.`
             : `Delete failed (${r.status}): ${r.data.detail || ""}`;
@@ -776,13 +1260,33 @@
     return li;
   }
 
-  async function loadList(more) {
-    if (!token()) { setStatus("list-status", "Enter your token above to see your integrations."); return; }
+  // The list's status says what is shown: all of them, or a first part with more to load
+  // (the API gives pages, not a total).
+  function listText() {
+    const n = $("list").children.length;
+    if (nextToken) return `${n} shown, more available: select Load more to see them.`;
+    return n ? `${n} integration${n === 1 ? "" : "s"}.` : "No integrations yet.";
+  }
+
+  async function loadList(more, background) {
+    if (background && !token()) {
+      $("list").replaceChildren();
+      $("list-more").hidden = true;
+      setStatus("list-status", "Sign in to see your integrations.");
+      return;
+    }
+    const control = more ? $("list-more") : $("list-refresh");
     const q = more && nextToken ? `?limit=20&next_token=${encodeURIComponent(nextToken)}` : "?limit=20";
     setStatus("list-status", "Loading…");
-    const r = await api("GET", q);
+    const r = await api("GET", q, undefined, undefined,
+      { background, resume: { el: control, status: "list-status", text: `Signed in again: select ${control.textContent} to continue.` } });
+    if (r.signIn) {
+      setStatus("list-status", "Sign in to see your integrations.");
+      return;
+    }
     if (r.status !== 200) {
       setStatus("list-status", `Could not load the list (${r.status}): ${r.data.detail || ""}`);
+      if (!background) $("list-status").focus();
       return;
     }
     const items = (r.data.items || []).map(card);
@@ -790,8 +1294,10 @@
     else $("list").replaceChildren(...items);
     nextToken = r.data.next_token || null;
     $("list-more").hidden = !nextToken;
-    const n = $("list").children.length;
-    setStatus("list-status", n ? `${n} integration${n === 1 ? "" : "s"}.` : "No integrations yet.");
+    setStatus("list-status", listText());
+    // "Load more" disappears with the last page: focus goes to the first card it added.
+    if (more && !nextToken && items.length) items[0].querySelector("h3").focus();
+    else if (more && !nextToken) $("list-status").focus();
   }
 
   // ---- the policies of the guide -------------------------------------------------------
@@ -816,15 +1322,23 @@
     if (region) q.set("region", region);
     showError("user-arn", null);
     setStatus("policies-status", "Filling in the policies…");
-    const r = await api("GET", `/setup-policies?${q}`);
+    const r = await api("GET", `/setup-policies?${q}`, undefined, undefined,
+      { resume: { el: $("policies-load"), status: "policies-status", text: "Signed in again: select Fill in the policies to continue." } });
+    if (r.signIn) {
+      setStatus("policies-status", "Not filled in: sign in, then select Fill in the policies.");
+      return;
+    }
     if (r.status !== 200) {
       const errs = r.data.errors || [];
+      let first = null;
       for (const e of errs) {
-        if (e.field === "user_arn") showError("user-arn", e.message);
-        else if (e.field === "role_name") showError("f-role", e.message);
-        else if (e.field === "external_id") showError("f-external", e.message);
+        const id = { user_arn: "user-arn", role_name: "f-role", external_id: "f-external" }[e.field];
+        if (!id) continue;
+        showError(id, e.message);
+        first = first || id;
       }
       setStatus("policies-status", `The policies could not be filled in (${r.status}): ${r.data.detail || ""}`);
+      $(first || "policies-status").focus();
       return;
     }
     const blocks = Object.entries(r.data.policies || {}).map(([name, doc]) => policyBlock(name, doc, "h4"));
@@ -856,10 +1370,22 @@
 
   // ---- wiring --------------------------------------------------------------------------
   function init() {
-    $("token-form").addEventListener("submit", useToken);
-    $("token-forget").addEventListener("click", forgetToken);
+    const q = new URLSearchParams(location.search);
+    const answer = q.has("state") && (q.has("code") || q.has("error"));
+    let inTab = null;
+    try { inTab = JSON.parse(sessionStorage.getItem(LOGIN_KEY) || "null"); } catch (_) { inTab = null; }
+    if (answer && !(inTab && inTab.state === q.get("state")) && window.opener && window.opener !== window) {
+      answerOpener(q); // this is the sign-in window
+      return;
+    }
+    $("signin").addEventListener("click", signIn);
+    $("signin-here").addEventListener("click", signInHere);
+    $("signout").addEventListener("click", signOut);
     $("form").addEventListener("submit", save);
     $("test").addEventListener("click", testConnection);
+    $("confirm-save").addEventListener("click", saveUntested);
+    $("confirm-cancel").addEventListener("click", () => { hideConfirm(true); setStatus("form-status", "Not saved."); });
+    $("retry").addEventListener("click", retry);
     $("bucket-retry").addEventListener("click", retryBucket);
     $("new-form").addEventListener("click", newForm);
     $("list-refresh").addEventListener("click", () => loadList(false));
@@ -873,17 +1399,18 @@
         labels.splice(Number(chip.dataset.chip), 1);
         renderChips();
         validate("labels");
+        formEdited();
         $("f-labels").focus();
       }
     });
     for (const [field, id] of Object.entries(FIELDS)) {
       const input = $(id);
       input.addEventListener(field === "create_state_bucket" ? "change" : "input", () => {
+        formEdited();
         if (field === "labels" && input.value.endsWith(",")) { commitLabel(); return; }
         validate(field);
         for (const d of DEPENDENTS[field] || []) validate(d);
         if (field === "aws_account_id") updateBucketName();
-        if (!$("form-warning").hidden) $("form-warning").hidden = true;
       });
       input.addEventListener("blur", () => {
         touched.add(field);
@@ -895,11 +1422,41 @@
       if (ev.key === "Backspace" && ev.target.value === "" && labels.length) {
         labels.pop();
         renderChips();
+        formEdited();
       }
     });
     updateBucketName();
-    showTokenState();
-    loadList(false);
+    // The earlier page kept a typed token under this name: nothing reads it any more.
+    sessionStorage.removeItem("infrakitchen-setup-token");
+    if (sessionStorage.getItem(NOTE_KEY) === "signed-out") setAuthStatus("You are signed out.");
+    sessionStorage.removeItem(NOTE_KEY);
+    if (session && !token()) {
+      dropSession();
+      $("session-ended").textContent = "Your session has ended. Sign in again to continue.";
+    }
+    oidcReady = loadOidc().then(() => {
+      renderAuth();
+      if (oidcError) setAuthStatus(`Sign-in is not available: ${oidcError}.`);
+    });
+    prepare();
+    renderAuth();
+    scheduleExpiry();
+    if (answer) {
+      // Back from a sign-in in this tab: the code is used once, and leaves the address.
+      history.replaceState(null, "", PAGE_PATH);
+      sessionStorage.removeItem(LOGIN_KEY);
+      restoreDraft();
+      if (!inTab) {
+        setAuthStatus("Not signed in: this sign-in answer belongs to no sign-in of this tab. Sign in again.");
+      } else {
+        oidcReady.then(() => (oidc ? finishSignIn(answerOf(q), inTab) : null));
+      }
+    } else if (inTab) {
+      // A sign-in in this tab that never came back (the user went back instead).
+      sessionStorage.removeItem(LOGIN_KEY);
+      restoreDraft();
+    }
+    loadList(false, true);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
