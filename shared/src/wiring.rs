@@ -8,6 +8,7 @@ use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::app::provisioning::{Provisioner, Settings};
 use crate::app::test_connection::TestConnection;
 use crate::aws::kms::{KmsKeyDeriver, KmsSealer};
+use crate::aws::platform::PlatformAccount;
 use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore};
 use crate::http::access::{configure, AccessConfig};
 use aws_config::SdkConfig;
@@ -37,6 +38,9 @@ pub struct Config {
     pub audit_retention: Duration,
     /// The groups claim and the admin group.
     pub access: AccessConfig,
+    /// The role the platform assumes to act for role delegation (`PLATFORM_ROLE_ARN`);
+    /// without it the function's own credentials are the platform's principal.
+    pub platform_role_arn: Option<String>,
 }
 
 impl Config {
@@ -51,8 +55,14 @@ impl Config {
             provisioning: provisioning_settings()?,
             audit_retention: audit_retention()?,
             access: AccessConfig::from_env()?,
+            platform_role_arn: platform_role_arn(),
         })
     }
+}
+
+/// `PLATFORM_ROLE_ARN`, when set.
+pub fn platform_role_arn() -> Option<String> {
+    env("PLATFORM_ROLE_ARN").ok().map(|v| v.trim().to_owned())
 }
 
 /// `AUDIT_RETENTION_DAYS` (default 365).
@@ -144,10 +154,14 @@ fn integrations_listing(
     Ok(integrations_with_keys(store.clone(), service, config)?.with_listing(store))
 }
 
-fn test_connection_on(integrations: Integrations, account: Arc<CustomerAccount>) -> TestConnection {
+fn test_connection_on(
+    integrations: Integrations,
+    account: Arc<CustomerAccount>,
+    platform: Arc<PlatformAccount>,
+) -> TestConnection {
     TestConnection {
         integrations,
-        tester: ConnectionTester::new(account.clone(), account),
+        tester: ConnectionTester::new(account.clone(), account).with_platform(platform),
     }
 }
 
@@ -155,6 +169,7 @@ fn provisioner_on(
     integrations: Integrations,
     store: Arc<DynamoStore>,
     account: Arc<CustomerAccount>,
+    platform: Arc<PlatformAccount>,
     config: &Config,
 ) -> Provisioner {
     Provisioner::new(
@@ -164,6 +179,7 @@ fn provisioner_on(
         account,
         config.provisioning.clone(),
     )
+    .with_platform(platform)
 }
 
 impl Services {
@@ -174,9 +190,19 @@ impl Services {
         let store = store(service, config);
         let integrations = integrations_listing(store.clone(), service, config)?;
         let account = Arc::new(CustomerAccount::new(customer));
+        // The customer configuration's own credentials are the platform's (tests give it
+        // a principal in the IAM-enforcing emulator).
+        let platform = Arc::new(PlatformAccount::new(
+            customer,
+            config.platform_role_arn.clone(),
+        ));
         Ok(Services {
-            test_connection: test_connection_on(integrations.clone(), account.clone()),
-            provisioner: provisioner_on(integrations.clone(), store, account, config),
+            test_connection: test_connection_on(
+                integrations.clone(),
+                account.clone(),
+                platform.clone(),
+            ),
+            provisioner: provisioner_on(integrations.clone(), store, account, platform, config),
             integrations,
         })
     }
@@ -199,9 +225,11 @@ pub fn listing_integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, St
 pub fn test_connection_from_env(sdk: &SdkConfig) -> Result<TestConnection, String> {
     let config = Config::from_env()?;
     let integrations = integrations_on(store(sdk, &config), sdk, &config);
+    let platform = Arc::new(PlatformAccount::new(sdk, config.platform_role_arn.clone()));
     Ok(test_connection_on(
         integrations,
         Arc::new(CustomerAccount::new(sdk)),
+        platform,
     ))
 }
 
@@ -211,7 +239,14 @@ pub fn provisioner_from_env(sdk: &SdkConfig) -> Result<Provisioner, String> {
     let store = store(sdk, &config);
     let integrations = integrations_on(store.clone(), sdk, &config);
     let account = Arc::new(CustomerAccount::new(sdk));
-    Ok(provisioner_on(integrations, store, account, &config))
+    let platform = Arc::new(PlatformAccount::new(sdk, config.platform_role_arn.clone()));
+    Ok(provisioner_on(
+        integrations,
+        store,
+        account,
+        platform,
+        &config,
+    ))
 }
 
 /// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`,

@@ -35,6 +35,7 @@ pub fn functions(
         provisioning: integrations_core::wiring::provisioning_settings()?,
         audit_retention: integrations_core::wiring::audit_retention()?,
         access: local_access(),
+        platform_role_arn: integrations_core::wiring::platform_role_arn(),
     };
     Ok(Arc::new(Functions::new(sdk, user_sdk, &config)?))
 }

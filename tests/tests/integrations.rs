@@ -101,7 +101,7 @@ async fn full_lifecycle_create_get_list_update_rotate_delete() {
     let svc = &env.functions.integrations;
     let stored = svc.get(&admin(), &id).await.unwrap();
     assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&svc.secret_of(&stored).await.unwrap()),
+        secrecy::ExposeSecret::expose_secret(&svc.secret_of(&stored).await.unwrap().unwrap()),
         new_secret
     );
 

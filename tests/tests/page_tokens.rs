@@ -28,6 +28,7 @@ async fn env_with_token_ttl(ttl_secs: u64) -> TestEnv {
         provisioning: Default::default(),
         audit_retention: integrations_core::wiring::audit_retention().unwrap(),
         access: local_harness::local_access(),
+        platform_role_arn: None,
     };
     let functions =
         Arc::new(integrations_core::wiring::Services::new(&sdk, &sdk, &config).unwrap());

@@ -855,6 +855,7 @@ fn impatient_provisioner(env: &TestEnv) -> integrations_core::app::provisioning:
         audit_retention: integrations_core::wiring::audit_retention().unwrap(),
         access: local_harness::local_access(),
         provisioning: settings,
+        platform_role_arn: None,
     };
     integrations_core::wiring::Services::new(&env.sdk, &env.sdk, &config)
         .unwrap()

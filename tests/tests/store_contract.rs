@@ -222,6 +222,7 @@ async fn a_table_of_the_older_layout_is_backfilled() {
             integrations_core::http::input::parse_patch(
                 br#"{"name":"old-renamed"}"#,
                 &c.aws_account_id,
+                c.credentials.kind(),
             )
         },
     )

@@ -124,7 +124,11 @@ pub(crate) fn form(fields: Value) -> NewIntegration {
 #[cfg(test)]
 pub(crate) fn patch(body: Value) -> impl FnOnce(&Integration) -> Result<IntegrationPatch> {
     move |current| {
-        crate::http::input::parse_patch(body.to_string().as_bytes(), &current.aws_account_id)
+        crate::http::input::parse_patch(
+            body.to_string().as_bytes(),
+            &current.aws_account_id,
+            current.credentials.kind(),
+        )
     }
 }
 

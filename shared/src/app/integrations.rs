@@ -3,10 +3,11 @@
 
 use crate::app::keys::{hex, ServiceKeys, TokenBinding};
 use crate::domain::{
-    check_external_id_needs_role, AuditEvent, Caller, Integration, IntegrationId, IntegrationName,
-    IntegrationPatch, NewIntegration, StateBucket, Timestamp, Visibility,
+    check_external_id_needs_role, AuditEvent, AuthKind, Caller, Credentials, ExternalId,
+    Integration, IntegrationId, IntegrationName, IntegrationPatch, NewCredentials, NewIntegration,
+    StateBucket, Timestamp, Visibility,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::ports::{
     CreateOutcome, Idempotency, IntegrationListing, IntegrationStore, ListQuery, Page, SealContext,
     SecretSealer, ViewQuery, WriteOutcome,
@@ -113,16 +114,25 @@ impl Integrations {
     ) -> Result<Created> {
         let id = IntegrationId::new();
         let now = Timestamp::now();
-        let sealed = self
-            .sealer
-            .seal(
-                form.aws_secret_access_key.secret(),
-                SealContext {
+        let (credentials, external_id) = match form.credentials {
+            NewCredentials::AccessKeys { key_id, secret } => {
+                let ctx = SealContext {
                     integration_id: &id,
                     aws_account_id: &form.aws_account_id,
-                },
-            )
-            .await?;
+                };
+                let sealed = self.sealer.seal(secret.secret(), ctx).await?;
+                let secret = sealed;
+                (
+                    Credentials::AccessKeys { key_id, secret },
+                    form.aws_external_id,
+                )
+            }
+            // The platform's External ID, never one the caller chose (the form refuses
+            // one): that is what keeps another tenant from naming this role.
+            NewCredentials::RoleDelegation => {
+                (Credentials::RoleDelegation, Some(generate_external_id()?))
+            }
+        };
         let state_bucket = form.create_state_bucket.then(|| {
             StateBucket::pending(&form.aws_account_id, &form.aws_default_region, now.clone())
         });
@@ -132,10 +142,9 @@ impl Integrations {
             description: form.description,
             labels: form.labels,
             aws_account_id: form.aws_account_id,
-            aws_access_key_id: form.aws_access_key_id,
-            secret_ciphertext: sealed,
+            credentials,
             aws_assumed_role_name: form.aws_assumed_role_name,
-            aws_external_id: form.aws_external_id,
+            aws_external_id: external_id,
             aws_session_duration: form.aws_session_duration,
             aws_default_region: form.aws_default_region,
             create_state_bucket: form.create_state_bucket,
@@ -298,6 +307,7 @@ impl Integrations {
 
     async fn apply(&self, current: &Integration, patch: IntegrationPatch) -> Result<Integration> {
         let mut next = current.clone();
+        let sets_external_id = patch.aws_external_id.is_some();
         if let Some(n) = patch.name {
             next.name = n;
         }
@@ -322,6 +332,8 @@ impl Integrations {
         if let Some(g) = patch.shared_with {
             next.shared_with = g;
         }
+        self.apply_credentials(current, &mut next, patch.auth, patch.keys, sets_external_id)
+            .await?;
         check_external_id_needs_role(
             next.aws_assumed_role_name.as_ref(),
             next.aws_external_id.as_ref(),
@@ -338,10 +350,6 @@ impl Integrations {
                     now.clone(),
                 ));
             }
-        }
-        if let Some((key_id, secret)) = patch.keys {
-            next.secret_ciphertext = self.seal_for(&next, secret.secret()).await?;
-            next.aws_access_key_id = key_id;
         }
         next.updated_at = now;
         next.revision = current.revision + 1;
@@ -364,17 +372,69 @@ impl Integrations {
             .await
     }
 
-    /// Decrypts the stored secret with the record's own encryption context.
-    pub async fn secret_of(&self, integration: &Integration) -> Result<SecretString> {
+    /// The credentials part of a change: a key rotation, or a switch of kind. A switch to
+    /// role delegation drops the key id and ciphertext (the write removes both attributes)
+    /// and generates the External ID; a switch back needs new keys and clears the
+    /// generated External ID unless the change sets one. The form has refused what does
+    /// not fit the kind (`input::patch_form`); what depends on the result is checked here.
+    async fn apply_credentials(
+        &self,
+        current: &Integration,
+        next: &mut Integration,
+        auth: Option<AuthKind>,
+        keys: Option<(crate::domain::AccessKeyId, crate::domain::SecretAccessKey)>,
+        sets_external_id: bool,
+    ) -> Result<()> {
+        let was = current.credentials.kind();
+        let kind = auth.unwrap_or(was);
+        match (kind, keys) {
+            (AuthKind::AccessKeys, Some((key_id, secret))) => {
+                let secret = self.seal_for(next, secret.secret()).await?;
+                next.credentials = Credentials::AccessKeys { key_id, secret };
+                if was == AuthKind::RoleDelegation && !sets_external_id {
+                    next.aws_external_id = None;
+                }
+            }
+            (AuthKind::AccessKeys, None) if was == AuthKind::RoleDelegation => {
+                return Err(Error::Validation(
+                    ["aws_access_key_id", "aws_secret_access_key"]
+                        .map(|f| FieldError::new(f, "is required to switch auth to access_keys"))
+                        .into(),
+                ));
+            }
+            (AuthKind::AccessKeys, None) => {}
+            (AuthKind::RoleDelegation, _) => {
+                if next.aws_assumed_role_name.is_none() {
+                    return Err(Error::validation(
+                        "aws_assumed_role_name",
+                        "is required with auth role_delegation (the role the platform assumes)",
+                    ));
+                }
+                if was == AuthKind::AccessKeys {
+                    next.credentials = Credentials::RoleDelegation;
+                    next.aws_external_id = Some(generate_external_id()?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decrypts the stored secret with the record's own encryption context; `None` for a
+    /// role-delegation integration, which has none.
+    pub async fn secret_of(&self, integration: &Integration) -> Result<Option<SecretString>> {
+        let Some(sealed) = integration.credentials.sealed() else {
+            return Ok(None);
+        };
         self.sealer
             .open(
-                &integration.secret_ciphertext,
+                sealed,
                 SealContext {
                     integration_id: &integration.id,
                     aws_account_id: &integration.aws_account_id,
                 },
             )
             .await
+            .map(Some)
     }
 
     pub async fn delete(&self, who: &Caller, id: &str, pre: Precondition) -> Result<()> {
@@ -391,4 +451,15 @@ impl Integrations {
             WriteOutcome::NameTaken => Err(Error::internal("name guard on delete")),
         }
     }
+}
+
+/// A fresh External ID from 128 bits of the OS's random number generator (ring's, already
+/// linked for TLS and the page tokens).
+fn generate_external_id() -> Result<ExternalId> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::internal("the OS random number generator failed"))?;
+    Ok(ExternalId::generated(bytes))
 }

@@ -1,10 +1,10 @@
 //! The Test Connection use cases: test an unsaved form, or a saved integration and
 //! record its verdict.
 
-use super::connection::{ConnectionTester, ConnectionUnderTest, Report};
+use super::connection::{Auth, ConnectionTester, ConnectionUnderTest, Report};
 use super::integrations::Integrations;
-use crate::domain::{Caller, NewIntegration};
-use crate::error::Result;
+use crate::domain::{Caller, Credentials, NewCredentials, NewIntegration};
+use crate::error::{Error, Result};
 
 /// Dependencies of the test-connection function, built once per process.
 #[derive(Clone)]
@@ -14,33 +14,53 @@ pub struct TestConnection {
 }
 
 impl TestConnection {
-    /// Tests a form before it is saved (an invalid form never gets here).
-    pub async fn test_form(&self, form: &NewIntegration) -> Report {
-        self.tester
+    /// Tests a form before it is saved (an invalid form never gets here). Role
+    /// delegation is tested once saved: its role trusts the External ID the platform
+    /// generates on save, so before that there is nothing the role could trust.
+    pub async fn test_form(&self, form: &NewIntegration) -> Result<Report> {
+        let NewCredentials::AccessKeys { key_id, secret } = &form.credentials else {
+            return Err(Error::validation(
+                "auth",
+                "role_delegation is tested once saved: save first (the External ID is \
+                 generated when the integration is saved), put it in the role's trust policy, \
+                 then POST /integrations/aws/{id}/test-connection",
+            ));
+        };
+        Ok(self
+            .tester
             .run(&ConnectionUnderTest {
                 aws_account_id: &form.aws_account_id,
-                aws_access_key_id: &form.aws_access_key_id,
-                secret: form.aws_secret_access_key.secret(),
+                auth: Auth::Keys {
+                    key_id,
+                    secret: secret.secret(),
+                },
                 role: form.aws_assumed_role_name.as_ref(),
                 external_id: form.aws_external_id.as_ref(),
                 session_duration: form.aws_session_duration,
                 region: &form.aws_default_region,
                 check_bucket: form.create_state_bucket,
             })
-            .await
+            .await)
     }
 
-    /// Tests a saved integration with its stored secret and records the verdict as its
-    /// `last_test`, unless AWS could not be reached (that says nothing of the keys).
+    /// Tests a saved integration (with its stored secret, or through the platform's
+    /// principal for role delegation) and records the verdict as its `last_test`, unless
+    /// AWS could not be reached (that says nothing of the setup).
     pub async fn test_saved(&self, who: &Caller, id: &str) -> Result<Report> {
         let i = self.integrations.get(who, id).await?;
         let secret = self.integrations.secret_of(&i).await?;
+        let auth = match (&i.credentials, &secret) {
+            (Credentials::AccessKeys { key_id, .. }, Some(secret)) => Auth::Keys { key_id, secret },
+            (Credentials::AccessKeys { .. }, None) => {
+                return Err(Error::internal("an access-key record opened to no secret"))
+            }
+            (Credentials::RoleDelegation, _) => Auth::Delegated,
+        };
         let mut report = self
             .tester
             .run(&ConnectionUnderTest {
                 aws_account_id: &i.aws_account_id,
-                aws_access_key_id: &i.aws_access_key_id,
-                secret: &secret,
+                auth,
                 role: i.aws_assumed_role_name.as_ref(),
                 external_id: i.aws_external_id.as_ref(),
                 session_duration: i.aws_session_duration,

@@ -4,6 +4,7 @@ pub mod customer;
 pub mod dynamo;
 pub mod kms;
 pub mod permissions;
+pub mod platform;
 pub mod s3admin;
 
 use crate::error::{Dependency, Error};

@@ -48,6 +48,8 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
             "dynamodb:UpdateItem",
             "dynamodb:PutItem",
             "kms:Decrypt",
+            // Role delegation: assumes the platform's role (`aws::platform`).
+            "sts:AssumeRole",
         ],
     ),
     (
@@ -61,6 +63,8 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
             // The sweeper's index.
             "dynamodb:Query",
             "kms:Decrypt",
+            // Role delegation: assumes the platform's role (`aws::platform`).
+            "sts:AssumeRole",
             // Lambda's event source mapping polls the table's stream with this role.
             "dynamodb:DescribeStream",
             "dynamodb:GetRecords",

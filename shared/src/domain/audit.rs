@@ -61,6 +61,7 @@ const NOT_CHANGES: &[&str] = &[
 /// What the stored secret shows as in a change: never the secret, nor its ciphertext.
 pub const SECRET_SET: &str = "(set)";
 pub const SECRET_REPLACED: &str = "(replaced)";
+pub const SECRET_DESTROYED: &str = "(destroyed)";
 
 /// A ULID that sorts after every earlier one of this process, also within one
 /// millisecond (plain ULIDs are random there, and a history would show a create after
@@ -115,6 +116,19 @@ impl AuditEvent {
         };
         let mut e = Self::new(who, &new.id, action);
         e.changes = changes;
+        let (from, to) = (old.credentials.kind(), new.credentials.kind());
+        if from != to {
+            let destroyed = if old.credentials.sealed().is_some() {
+                "; the stored access key and its secret (ciphertext) were destroyed"
+            } else {
+                ""
+            };
+            e.detail = Some(format!(
+                "auth switched from {} to {}{destroyed}",
+                from.as_str(),
+                to.as_str()
+            ));
+        }
         e
     }
 
@@ -143,18 +157,20 @@ fn diff(old: Option<&Integration>, new: &Integration) -> Vec<Change> {
             (from != to && !(old.is_none() && empty)).then_some(Change { field, from, to })
         })
         .collect();
-    if old.is_none_or(|o| o.secret_ciphertext != new.secret_ciphertext) {
+    // The secret shows only as set, replaced or destroyed (a switch to role delegation
+    // deletes the stored key and its ciphertext).
+    let before = old.map(|o| o.credentials.sealed());
+    let marker = match (before, new.credentials.sealed()) {
+        (None | Some(None), Some(_)) => Some((Value::Null, SECRET_SET)),
+        (Some(Some(a)), Some(b)) if a != b => Some((Value::Null, SECRET_REPLACED)),
+        (Some(Some(_)), None) => Some((Value::String(SECRET_SET.into()), SECRET_DESTROYED)),
+        _ => None,
+    };
+    if let Some((from, to)) = marker {
         changes.push(Change {
             field: "aws_secret_access_key".into(),
-            from: Value::Null,
-            to: Value::String(
-                if old.is_none() {
-                    SECRET_SET
-                } else {
-                    SECRET_REPLACED
-                }
-                .into(),
-            ),
+            from,
+            to: Value::String(to.into()),
         });
     }
     changes

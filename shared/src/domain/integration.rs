@@ -20,6 +20,120 @@ impl fmt::Debug for Sealed {
     }
 }
 
+/// How the platform reaches the user's account: with the user's access keys (the guide's
+/// way, the default), or by assuming the user's role from the platform's own principal
+/// with a generated External ID (no user secret exists at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    #[default]
+    AccessKeys,
+    RoleDelegation,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::AccessKeys => "access_keys",
+            AuthKind::RoleDelegation => "role_delegation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "access_keys" => Ok(AuthKind::AccessKeys),
+            "role_delegation" => Ok(AuthKind::RoleDelegation),
+            _ => Err("must be \"access_keys\" or \"role_delegation\"".into()),
+        }
+    }
+}
+
+/// What the record holds to act in the user's account. An access-key record always has
+/// its key id and ciphertext; a delegation record has neither (the platform's own
+/// principal assumes the role), so neither state can be built the other way round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredCredentials", into = "StoredCredentials")]
+pub enum Credentials {
+    AccessKeys { key_id: AccessKeyId, secret: Sealed },
+    RoleDelegation,
+}
+
+impl Credentials {
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            Credentials::AccessKeys { .. } => AuthKind::AccessKeys,
+            Credentials::RoleDelegation => AuthKind::RoleDelegation,
+        }
+    }
+
+    pub fn key_id(&self) -> Option<&AccessKeyId> {
+        match self {
+            Credentials::AccessKeys { key_id, .. } => Some(key_id),
+            Credentials::RoleDelegation => None,
+        }
+    }
+
+    pub fn sealed(&self) -> Option<&Sealed> {
+        match self {
+            Credentials::AccessKeys { secret, .. } => Some(secret),
+            Credentials::RoleDelegation => None,
+        }
+    }
+}
+
+/// The stored attributes of [`Credentials`]. Records written before delegation existed
+/// have no `auth`: they are access-key records.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredCredentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aws_access_key_id: Option<AccessKeyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_ciphertext: Option<Sealed>,
+}
+
+impl TryFrom<StoredCredentials> for Credentials {
+    type Error = String;
+
+    fn try_from(s: StoredCredentials) -> Result<Self, String> {
+        match (
+            s.auth.unwrap_or_default(),
+            s.aws_access_key_id,
+            s.secret_ciphertext,
+        ) {
+            (AuthKind::AccessKeys, Some(key_id), Some(secret)) => {
+                Ok(Credentials::AccessKeys { key_id, secret })
+            }
+            (AuthKind::AccessKeys, _, _) => {
+                Err("an access-key integration without its key id or ciphertext".into())
+            }
+            (AuthKind::RoleDelegation, None, None) => Ok(Credentials::RoleDelegation),
+            (AuthKind::RoleDelegation, _, _) => {
+                Err("a role-delegation integration that holds an access key".into())
+            }
+        }
+    }
+}
+
+impl From<Credentials> for StoredCredentials {
+    fn from(c: Credentials) -> Self {
+        let auth = Some(c.kind());
+        match c {
+            Credentials::AccessKeys { key_id, secret } => StoredCredentials {
+                auth,
+                aws_access_key_id: Some(key_id),
+                secret_ciphertext: Some(secret),
+            },
+            Credentials::RoleDelegation => StoredCredentials {
+                auth,
+                aws_access_key_id: None,
+                secret_ciphertext: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastTest {
     pub at: Timestamp,
@@ -36,8 +150,9 @@ pub struct Integration {
     #[serde(default)]
     pub labels: Vec<Label>,
     pub aws_account_id: AccountId,
-    pub aws_access_key_id: AccessKeyId,
-    pub secret_ciphertext: Sealed,
+    /// `auth`, `aws_access_key_id` and `secret_ciphertext`, as one value.
+    #[serde(flatten)]
+    pub credentials: Credentials,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_assumed_role_name: Option<RoleName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,7 +182,8 @@ impl Integration {
             description: self.description.as_ref().map(Description::as_str),
             labels: self.labels.iter().map(Label::as_str).collect(),
             aws_account_id: self.aws_account_id.as_str(),
-            aws_access_key_id: self.aws_access_key_id.masked(),
+            auth: self.credentials.kind().as_str(),
+            aws_access_key_id: self.credentials.key_id().map(AccessKeyId::masked),
             aws_assumed_role_name: self.aws_assumed_role_name.as_ref().map(RoleName::as_str),
             aws_external_id: self.aws_external_id.as_ref().map(ExternalId::as_str),
             aws_session_duration: self.aws_session_duration.as_secs(),
@@ -116,7 +232,9 @@ pub struct IntegrationView<'a> {
     pub description: Option<&'a str>,
     pub labels: Vec<&'a str>,
     pub aws_account_id: &'a str,
-    pub aws_access_key_id: String,
+    pub auth: &'static str,
+    /// Masked; `null` for role delegation (no key exists).
+    pub aws_access_key_id: Option<String>,
     pub aws_assumed_role_name: Option<&'a str>,
     pub aws_external_id: Option<&'a str>,
     pub aws_session_duration: u32,
@@ -131,6 +249,26 @@ pub struct IntegrationView<'a> {
     pub revision: u64,
 }
 
+/// What a form gives to act in the account: keys (the secret still wrapped), or nothing
+/// at all for role delegation (the platform generates the External ID on save).
+#[derive(Debug, Clone)]
+pub enum NewCredentials {
+    AccessKeys {
+        key_id: AccessKeyId,
+        secret: SecretAccessKey,
+    },
+    RoleDelegation,
+}
+
+impl NewCredentials {
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            NewCredentials::AccessKeys { .. } => AuthKind::AccessKeys,
+            NewCredentials::RoleDelegation => AuthKind::RoleDelegation,
+        }
+    }
+}
+
 /// A validated create (or test-connection) form. The secret stays wrapped.
 #[derive(Debug, Clone)]
 pub struct NewIntegration {
@@ -138,8 +276,7 @@ pub struct NewIntegration {
     pub description: Option<Description>,
     pub labels: Vec<Label>,
     pub aws_account_id: AccountId,
-    pub aws_access_key_id: AccessKeyId,
-    pub aws_secret_access_key: SecretAccessKey,
+    pub credentials: NewCredentials,
     pub aws_assumed_role_name: Option<RoleName>,
     pub aws_external_id: Option<ExternalId>,
     pub aws_session_duration: SessionDuration,
@@ -154,6 +291,8 @@ pub struct IntegrationPatch {
     pub name: Option<IntegrationName>,
     pub description: Option<Option<Description>>,
     pub labels: Option<Vec<Label>>,
+    /// A switch of kind (`auth`); switching to access keys needs `keys` too.
+    pub auth: Option<AuthKind>,
     pub keys: Option<(AccessKeyId, SecretAccessKey)>,
     pub aws_assumed_role_name: Option<Option<RoleName>>,
     pub aws_external_id: Option<Option<ExternalId>>,
@@ -168,6 +307,7 @@ impl IntegrationPatch {
         self.name.is_none()
             && self.description.is_none()
             && self.labels.is_none()
+            && self.auth.is_none()
             && self.keys.is_none()
             && self.aws_assumed_role_name.is_none()
             && self.aws_external_id.is_none()

@@ -12,6 +12,7 @@ pub use access::{Caller, CallerKind, Visibility};
 pub use audit::{AuditAction, AuditEvent, Change};
 pub use bucket::{backend_block, BucketStatus, StateBucket};
 pub use integration::{
-    Integration, IntegrationPatch, IntegrationView, LastTest, ListPosition, NewIntegration, Sealed,
+    AuthKind, Credentials, Integration, IntegrationPatch, IntegrationView, LastTest, ListPosition,
+    NewCredentials, NewIntegration, Sealed,
 };
 pub use values::*;

@@ -174,6 +174,11 @@ mod tests {
             seen.state_bucket.map(|b| b.status),
             Some(crate::domain::BucketStatus::Pending)
         );
-        assert!(seen.secret_ciphertext.0.starts_with(b"\x01\x02\x02\x00"));
+        assert!(seen
+            .credentials
+            .sealed()
+            .unwrap()
+            .0
+            .starts_with(b"\x01\x02\x02\x00"));
     }
 }

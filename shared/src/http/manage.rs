@@ -69,7 +69,11 @@ async fn update(svc: &Integrations, who: Caller, req: Request) -> Result<Respons
     let body = json_body(&req)?;
     let i = svc
         .update(&who, &id, pre, |current| {
-            input::patch_form(&body.object, &current.aws_account_id)
+            input::patch_form(
+                &body.object,
+                &current.aws_account_id,
+                current.credentials.kind(),
+            )
         })
         .await?;
     Ok(with_etag(json(StatusCode::OK, &i.view())?, i.revision))

@@ -35,7 +35,7 @@ async fn test_form(
 ) -> Result<Response<Body>, ApiError> {
     // Invalid forms never reach AWS.
     let form = input::new_form(&json_body(&req)?.object)?;
-    json(StatusCode::OK, &d.test_form(&form).await)
+    json(StatusCode::OK, &d.test_form(&form).await?)
 }
 
 async fn test_saved(

@@ -273,6 +273,24 @@ pub trait AwsIdentity: Send + Sync {
     ) -> std::result::Result<AwsCredentials, AwsFailure>;
 }
 
+/// The credentials the platform itself acts with in role delegation, and the ARN a
+/// user's trust policy must name for them.
+#[derive(Debug, Clone)]
+pub struct PlatformSession {
+    pub credentials: AwsCredentials,
+    /// The principal a delegated role's trust policy names (a role or user ARN, never a
+    /// session's `assumed-role` ARN).
+    pub principal_arn: String,
+}
+
+/// The platform's own principal: a dedicated role in the operator's account (assumed with
+/// a session policy that allows only `sts:AssumeRole` into users' roles), or the
+/// function's own credentials where no such role is configured (a local stack).
+#[async_trait]
+pub trait PlatformPrincipal: Send + Sync {
+    async fn session(&self) -> std::result::Result<PlatformSession, AwsFailure>;
+}
+
 /// What an S3 HeadBucket said about a bucket name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadBucket {

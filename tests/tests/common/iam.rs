@@ -183,3 +183,9 @@ impl World {
         name
     }
 }
+
+/// SDK configuration for `keys` at another endpoint in front of the IAM-enforcing moto
+/// (the STS trust proxy).
+pub async fn sdk_at(endpoint: &str, keys: &Keys) -> SdkConfig {
+    sdk_for(endpoint, &keys.id, &keys.secret).await
+}

@@ -7,7 +7,7 @@ use super::steps::{credentials_failure, failed, passed, skipped, step, unreachab
 use super::{
     Availability, BucketReport, ConnectionTester, ConnectionUnderTest, Findings, Step, StepStatus,
 };
-use crate::domain::{policies, BucketName, Partition, Region};
+use crate::domain::{policies, AccessKeyId, BucketName, Partition, Region};
 use crate::ports::{AwsCredentials, AwsFailure, CallerIdentity, FailureKind};
 use serde_json::json;
 
@@ -59,6 +59,7 @@ pub(super) fn account(
 /// Step 1, credentials: do the keys authenticate? The caller's identity, or `None` after a failure.
 pub(super) fn credentials(
     (res, ms): (Result<CallerIdentity, AwsFailure>, u64),
+    key_id: &AccessKeyId,
     s: &ConnectionUnderTest<'_>,
     found: &mut Findings,
 ) -> Option<CallerIdentity> {
@@ -69,14 +70,14 @@ pub(super) fn credentials(
             found.proves.push(format!(
                 "access key {} is active and the secret matches it: AWS authenticates it \
                  as {}",
-                s.aws_access_key_id.masked(),
+                key_id.masked(),
                 id.arn
             ));
             found.caller_arn = Some(id.arn.clone());
             Some(id)
         }
         Err(f) => {
-            let stop = credentials_failure(s.aws_access_key_id, s.region, &f, ms);
+            let stop = credentials_failure(key_id, s.region, &f, ms);
             found.steps.push(stop);
             None
         }

@@ -8,12 +8,13 @@
 
 mod bucket;
 mod checks;
+mod delegation;
 mod steps;
 
 use crate::domain::{
     AccessKeyId, AccountId, BucketName, ExternalId, LastTest, Region, RoleName, SessionDuration,
 };
-use crate::ports::{AssumeRole, AwsCredentials, AwsIdentity, BucketAccess};
+use crate::ports::{AssumeRole, AwsCredentials, AwsIdentity, BucketAccess, PlatformPrincipal};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::Value;
@@ -49,6 +50,10 @@ pub struct Step {
     /// Filled-in policy documents that would fix the failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Value>,
+    /// Calls made for this step when it was retried (role delegation's AssumeRole, while
+    /// a new role's trust policy propagates); absent when it ran once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -115,11 +120,22 @@ pub struct Report {
     pub recorded: Option<bool>,
 }
 
+/// How the test reaches the account.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// The user's keys (the secret still wrapped).
+    Keys {
+        key_id: &'a AccessKeyId,
+        secret: &'a SecretString,
+    },
+    /// The platform's own principal assumes `role` with `external_id`.
+    Delegated,
+}
+
 /// What to test: the form's fields, with the secret still wrapped.
 pub struct ConnectionUnderTest<'a> {
     pub aws_account_id: &'a AccountId,
-    pub aws_access_key_id: &'a AccessKeyId,
-    pub secret: &'a SecretString,
+    pub auth: Auth<'a>,
     pub role: Option<&'a RoleName>,
     pub external_id: Option<&'a ExternalId>,
     pub session_duration: SessionDuration,
@@ -132,8 +148,16 @@ pub struct ConnectionUnderTest<'a> {
 pub struct ConnectionTester {
     identity: Arc<dyn AwsIdentity>,
     buckets: Arc<dyn BucketAccess>,
+    /// Role delegation's principal; without it a delegation test says the platform is
+    /// not configured for it.
+    platform: Option<Arc<dyn PlatformPrincipal>>,
     budget: Duration,
+    /// The first wait before a denied delegated AssumeRole is tried again (doubling).
+    retry_base: Duration,
 }
+
+/// Calls of a delegated AssumeRole at most (waits 1 + 2 + 4 s between them by default).
+pub const DELEGATION_ATTEMPTS: u32 = 4;
 
 /// What the steps found so far.
 #[derive(Default)]
@@ -150,8 +174,21 @@ impl ConnectionTester {
         Self {
             identity,
             buckets,
+            platform: None,
             budget: TEST_BUDGET,
+            retry_base: Duration::from_secs(1),
         }
+    }
+
+    pub fn with_platform(mut self, platform: Arc<dyn PlatformPrincipal>) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// The first wait between delegated AssumeRole attempts (tests shorten it).
+    pub fn with_retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
     }
 
     /// Credentials, then account, then the role (if any), then the bucket name (if
@@ -160,18 +197,30 @@ impl ConnectionTester {
     /// the bucket check, the role's identity with the bucket check): one round without a
     /// role, two with one. An answer that an earlier failure makes moot is dropped.
     pub async fn run(&self, s: &ConnectionUnderTest<'_>) -> Report {
+        match s.auth {
+            Auth::Keys { key_id, secret } => self.run_keys(s, key_id, secret).await,
+            Auth::Delegated => self.run_delegated(s).await,
+        }
+    }
+
+    async fn run_keys(
+        &self,
+        s: &ConnectionUnderTest<'_>,
+        key_id: &AccessKeyId,
+        secret: &SecretString,
+    ) -> Report {
         let budget = Budget::start(self.budget);
         let mut found = Findings::default();
         let user = AwsCredentials {
-            access_key_id: s.aws_access_key_id.as_str().to_owned(),
-            secret_access_key: s.secret.clone(),
+            access_key_id: key_id.as_str().to_owned(),
+            secret_access_key: secret.clone(),
             session_token: None,
         };
         let who = budget.call(self.identity.caller_identity(&user, s.region));
         let bucket = match s.role {
             None => {
                 let (who, bucket) = tokio::join!(who, self.bucket_check(&budget, s, &user));
-                let caller = checks::credentials(who, s, &mut found);
+                let caller = checks::credentials(who, key_id, s, &mut found);
                 checks::account(caller.as_ref(), s, &mut found).then_some(bucket)
             }
             Some(role) => {
@@ -185,7 +234,7 @@ impl ConnectionTester {
                 };
                 let assume = budget.call(self.identity.assume_role(&user, s.region, &req));
                 let (who, assumed) = tokio::join!(who, assume);
-                let caller = checks::credentials(who, s, &mut found);
+                let caller = checks::credentials(who, key_id, s, &mut found);
                 checks::account(caller.as_ref(), s, &mut found);
                 match checks::assume_role(assumed, &role_arn, caller.as_ref(), s, &mut found) {
                     Some(temp) => {
@@ -225,7 +274,7 @@ impl Findings {
             assumed_role_arn: self.assumed_role_arn,
             state_bucket: self.state_bucket,
             proves: self.proves,
-            does_not_prove: not_proven(s.role),
+            does_not_prove: not_proven(s),
             last_test: None,
             recorded: None,
         }
@@ -233,12 +282,12 @@ impl Findings {
 }
 
 /// What no step of the test can show, whatever its outcome.
-fn not_proven(role: Option<&RoleName>) -> Vec<String> {
-    let who = match role {
+fn not_proven(s: &ConnectionUnderTest<'_>) -> Vec<String> {
+    let who = match s.role {
         Some(_) => "the role",
         None => "these credentials",
     };
-    vec![
+    let mut out = vec![
         "permission to create and harden the state bucket (s3:CreateBucket, \
          s3:PutBucketVersioning, s3:PutEncryptionConfiguration, s3:PutBucketPolicy and the \
          other settings): only provisioning uses them, and its status names any that is \
@@ -248,26 +297,47 @@ fn not_proven(role: Option<&RoleName>) -> Vec<String> {
             "permission to manage resources (EC2, CloudFormation, Lambda, ...) with {who}: \
              the test makes no such call"
         ),
-    ]
+    ];
+    if let Auth::Delegated = s.auth {
+        out.push(
+            "that the role refuses other External IDs and other principals: the test shows \
+             that the platform's principal with this integration's External ID is let in, \
+             not who else is"
+                .into(),
+        );
+    }
+    out
 }
 
 /// One sentence for a person, by outcome.
 fn summary(outcome: Outcome, steps: &[Step], s: &ConnectionUnderTest<'_>) -> String {
     match outcome {
         Outcome::Passed => {
-            let mut shown = vec!["the keys authenticate".to_owned()];
-            shown.push(match s.role {
-                Some(_) => format!("the role can be assumed in account {}", s.aws_account_id),
-                None => format!("they belong to account {}", s.aws_account_id),
+            let mut shown = match s.auth {
+                Auth::Keys { .. } => vec!["the keys authenticate".to_owned()],
+                Auth::Delegated => vec![],
+            };
+            shown.push(match (s.auth, s.role) {
+                (Auth::Delegated, _) => format!(
+                    "the platform assumes the role in account {} with the integration's \
+                     External ID",
+                    s.aws_account_id
+                ),
+                (_, Some(_)) => format!("the role can be assumed in account {}", s.aws_account_id),
+                (_, None) => format!("they belong to account {}", s.aws_account_id),
             });
             if s.check_bucket {
                 shown.push("the state bucket name is usable".into());
             }
             let last = shown.pop().unwrap_or_default();
+            let first = if shown.is_empty() {
+                String::new()
+            } else {
+                format!("{} and ", shown.join(", "))
+            };
             format!(
-                "Passed: {} and {last} (see proves). Not tested: the permissions to create the \
-                 state bucket or to manage resources (see does_not_prove).",
-                shown.join(", ")
+                "Passed: {first}{last} (see proves). Not tested: the permissions to create the \
+                 state bucket or to manage resources (see does_not_prove)."
             )
         }
         Outcome::Failed => match steps.iter().find(|s| s.status == StepStatus::Failed) {

@@ -20,6 +20,11 @@ impl Budget {
         }
     }
 
+    /// What is left of the budget.
+    pub(super) fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     /// Runs one AWS call within what is left of the budget.
     pub(super) async fn call<T>(
         &self,
@@ -47,6 +52,7 @@ pub(super) fn step(name: &'static str, status: StepStatus, ms: u64, detail: Stri
         aws_error_code: None,
         hint: None,
         policies: None,
+        attempts: None,
     }
 }
 

@@ -126,8 +126,10 @@ async fn run(fake: Fake, role: bool, bucket: bool) -> Report {
     tester
         .run(&ConnectionUnderTest {
             aws_account_id: &account,
-            aws_access_key_id: &key_id,
-            secret: &secret,
+            auth: Auth::Keys {
+                key_id: &key_id,
+                secret: &secret,
+            },
             role: role.then_some(&role_name),
             external_id: None,
             session_duration: SessionDuration::default(),
@@ -340,8 +342,10 @@ async fn a_hung_call_ends_at_the_budget() {
     let r = tester
         .run(&ConnectionUnderTest {
             aws_account_id: &account,
-            aws_access_key_id: &key_id,
-            secret: &secret,
+            auth: Auth::Keys {
+                key_id: &key_id,
+                secret: &secret,
+            },
             role: None,
             external_id: None,
             session_duration: SessionDuration::default(),

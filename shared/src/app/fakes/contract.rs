@@ -11,7 +11,8 @@ use crate::app::integrations::{Created, Integrations, Precondition};
 use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::domain::{AccessKeyId, AccountId, Description, IntegrationName, Label};
 use crate::domain::{AuditAction, AuditEvent, Caller, GroupName, Integration, Visibility};
-use crate::domain::{IntegrationPatch, NewIntegration, SecretAccessKey, StateBucket, Timestamp};
+use crate::domain::{IntegrationPatch, NewCredentials, NewIntegration, SecretAccessKey};
+use crate::domain::{StateBucket, Timestamp};
 use crate::ports::{
     BucketGuard, CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore,
     ListQuery, ViewQuery, WriteOutcome,
@@ -32,8 +33,10 @@ fn form(n: &str, groups: &[String], labels: &[&str]) -> NewIntegration {
             .map(|l| Label::parse(l).expect("a label"))
             .collect(),
         aws_account_id: AccountId::parse(ACCOUNT).expect("account"),
-        aws_access_key_id: AccessKeyId::parse(KEY_ID).expect("key id"),
-        aws_secret_access_key: SecretAccessKey::parse(SECRET).expect("secret"),
+        credentials: NewCredentials::AccessKeys {
+            key_id: AccessKeyId::parse(KEY_ID).expect("key id"),
+            secret: SecretAccessKey::parse(SECRET).expect("secret"),
+        },
         aws_assumed_role_name: None,
         aws_external_id: None,
         aws_session_duration: Default::default(),

@@ -172,8 +172,7 @@ fn write_caller_fields(stored: &mut Integration, new: &Integration) {
     stored.name = new.name.clone();
     stored.description = new.description.clone();
     stored.labels = new.labels.clone();
-    stored.aws_access_key_id = new.aws_access_key_id.clone();
-    stored.secret_ciphertext = new.secret_ciphertext.clone();
+    stored.credentials = new.credentials.clone();
     stored.aws_assumed_role_name = new.aws_assumed_role_name.clone();
     stored.aws_external_id = new.aws_external_id.clone();
     stored.aws_session_duration = new.aws_session_duration;

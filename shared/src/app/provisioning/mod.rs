@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::ports::IntegrationStore;
-use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, WriteOutcome};
+use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, PlatformPrincipal, WriteOutcome};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +39,9 @@ impl Default for Settings {
 
 /// What a claim came to. No `Debug`: it may hold the user's secret.
 enum Claim {
-    /// Ours now, with the secret (or why it could not be opened).
-    Taken(Box<StateBucket>, Result<SecretString>),
+    /// Ours now, with the secret (or why it could not be opened); no secret for role
+    /// delegation.
+    Taken(Box<StateBucket>, Result<Option<SecretString>>),
     /// Nothing to do, and why.
     Skipped(&'static str),
     /// The conditional write was refused: another run claimed it, or the record changed.
@@ -68,6 +69,8 @@ pub struct Provisioner {
     store: Arc<dyn IntegrationStore>,
     identity: Arc<dyn AwsIdentity>,
     s3: Arc<dyn BucketAdmin>,
+    /// Role delegation's principal (absent: delegated buckets fail saying so).
+    platform: Option<Arc<dyn PlatformPrincipal>>,
     settings: Settings,
     /// Who the audit trail names for provisioning outcomes.
     me: Caller,
@@ -86,9 +89,15 @@ impl Provisioner {
             store,
             identity,
             s3,
+            platform: None,
             settings,
             me: Caller::system("provision-bucket"),
         }
+    }
+
+    pub fn with_platform(mut self, platform: Arc<dyn PlatformPrincipal>) -> Self {
+        self.platform = Some(platform);
+        self
     }
 
     /// How long a bucket may keep `status` before a retry request or the sweeper

@@ -3,7 +3,7 @@
 
 use super::Provisioner;
 use crate::domain::{AccountId, BucketName, Integration, RoleName, StateBucket};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
 use secrecy::SecretString;
 
@@ -17,21 +17,71 @@ impl Provisioner {
         &self,
         i: &Integration,
         bucket: &StateBucket,
-        secret: Result<SecretString>,
+        secret: Result<Option<SecretString>>,
     ) -> Result<Verdict> {
-        let user = AwsCredentials {
-            access_key_id: i.aws_access_key_id.as_str().to_owned(),
-            secret_access_key: secret?,
-            session_token: None,
+        let creds = match (i.credentials.key_id(), secret?) {
+            (Some(key_id), Some(secret)) => {
+                let user = AwsCredentials {
+                    access_key_id: key_id.as_str().to_owned(),
+                    secret_access_key: secret,
+                    session_token: None,
+                };
+                match &i.aws_assumed_role_name {
+                    None => Ok(user),
+                    Some(role) => self.assume(i, role, bucket, &user).await,
+                }
+            }
+            (None, None) => self.delegated(i, bucket).await,
+            _ => {
+                return Err(Error::internal(
+                    "an integration's key id and secret disagree",
+                ))
+            }
         };
-        let creds = match &i.aws_assumed_role_name {
-            None => user,
-            Some(role) => match self.assume(i, role, bucket, &user).await {
-                Ok(creds) => creds,
-                Err(why) => return Ok(Err(why)),
-            },
+        match creds {
+            Ok(creds) => Ok(self.create_and_harden(i, bucket, &creds).await),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Role delegation: the platform's own session assumes the user's role with the
+    /// integration's External ID.
+    async fn delegated(
+        &self,
+        i: &Integration,
+        bucket: &StateBucket,
+    ) -> std::result::Result<AwsCredentials, String> {
+        let Some(platform) = &self.platform else {
+            return Err(
+                "role delegation is not configured on the platform (no platform \
+                        principal); tell the platform's operator"
+                    .into(),
+            );
         };
-        Ok(self.create_and_harden(i, bucket, &creds).await)
+        let Some(role) = &i.aws_assumed_role_name else {
+            return Err(
+                "the integration names no role to assume: set aws_assumed_role_name, \
+                        then retry with POST .../state-bucket"
+                    .into(),
+            );
+        };
+        let session = platform.session().await.map_err(|f| {
+            format!(
+                "the platform's own principal could not act ({}); this is not a problem with \
+                 your role: retry with POST .../state-bucket",
+                f.describe()
+            )
+        })?;
+        let ext = i.aws_external_id.as_ref().map_or("", |e| e.as_str());
+        self.assume(i, role, bucket, &session.credentials)
+            .await
+            .map_err(|why| {
+                format!(
+                    "{why}. With role delegation the role's trust policy must allow \
+                     sts:AssumeRole to {} with the condition sts:ExternalId = \"{ext}\"",
+                    session.principal_arn
+                )
+            })
     }
 
     /// The role's temporary credentials, or why AssumeRole failed.

@@ -36,7 +36,7 @@ async fn create_stores_the_record_with_its_secret_sealed_to_it() {
     assert_eq!(w.stored(&i.id), i);
     assert_eq!((i.revision, i.created_by.as_str()), (1, "user-1"));
     assert_eq!((i.create_state_bucket, &i.state_bucket), (false, &None));
-    let ciphertext = String::from_utf8_lossy(&i.secret_ciphertext.0).into_owned();
+    let ciphertext = String::from_utf8_lossy(&i.credentials.sealed().unwrap().0).into_owned();
     assert!(
         !ciphertext.contains(SECRET),
         "the secret is stored in clear"

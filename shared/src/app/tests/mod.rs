@@ -137,7 +137,11 @@ async fn opened(w: &World, i: &Integration) -> String {
         integration_id: &i.id,
         aws_account_id: &i.aws_account_id,
     };
-    let secret = w.sealer.open(&i.secret_ciphertext, ctx).await.unwrap();
+    let secret = w
+        .sealer
+        .open(i.credentials.sealed().unwrap(), ctx)
+        .await
+        .unwrap();
     secret.expose_secret().to_owned()
 }
 

@@ -15,9 +15,8 @@ async fn an_unreadable_secret_fails_the_bucket_until_the_keys_are_rotated() {
         .with_bucket("aws-production", BucketStatus::Pending, &ago(60))
         .await;
     // A ciphertext copied from another record: KMS refuses it under this context.
-    w.store.edit(&i.id, |r| {
-        r.secret_ciphertext = other.secret_ciphertext.clone()
-    });
+    w.store
+        .edit(&i.id, |r| r.credentials = other.credentials.clone());
 
     let outcome = w.provisioner().provision(i.id.as_str()).await.unwrap();
     let Outcome::Failed(why) = outcome else {

@@ -6,7 +6,7 @@
 use super::*;
 use crate::app::fakes::{Call, Op, KEY_ID, SECRET};
 use crate::app::provisioning::Outcome;
-use crate::domain::AccessKeyId;
+use crate::domain::{AccessKeyId, Credentials};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use serde_json::json;
 
@@ -122,7 +122,9 @@ async fn a_stale_image_is_refused_and_the_record_is_read_afresh() {
     let i = pending_with(&w, json!({})).await;
     let rotated = "AKIAROTATEDEXAMPLEZZ";
     w.store.edit(&i.id, |r| {
-        r.aws_access_key_id = AccessKeyId::parse(rotated).expect("a key id");
+        if let Credentials::AccessKeys { key_id, .. } = &mut r.credentials {
+            *key_id = AccessKeyId::parse(rotated).expect("a key id");
+        }
         r.revision += 1;
     });
     provision_record(&w, &i).await;

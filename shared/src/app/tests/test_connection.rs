@@ -158,7 +158,7 @@ async fn a_ciphertext_copied_from_another_record_does_not_open() {
     let a = w.saved(json!({"name": "a"})).await;
     let b = w.saved(json!({"name": "b"})).await;
     w.store
-        .edit(&b.id, |r| r.secret_ciphertext = a.secret_ciphertext.clone());
+        .edit(&b.id, |r| r.credentials = a.credentials.clone());
     let r = w
         .test_connection()
         .test_saved(&caller(), b.id.as_str())
@@ -191,7 +191,11 @@ async fn a_kms_outage_tests_nothing_and_records_nothing() {
 #[tokio::test]
 async fn an_unsaved_form_is_tested_without_the_store_or_the_sealer() {
     let w = World::new();
-    let report = w.test_connection().test_form(&form(json!({}))).await;
+    let report = w
+        .test_connection()
+        .test_form(&form(json!({})))
+        .await
+        .unwrap();
     assert_eq!(report.outcome, Verdict::Passed);
     assert_eq!((report.recorded, report.last_test), (None, None));
     assert_eq!(w.account.calls(), [user_call()]);

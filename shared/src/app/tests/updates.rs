@@ -186,7 +186,7 @@ async fn rotating_keys_reseals_the_new_secret() {
         .await
         .unwrap();
     let stored = w.stored(&i.id);
-    assert_eq!(stored.aws_access_key_id, NEW_KEY_ID);
+    assert_eq!(stored.credentials.key_id().unwrap(), NEW_KEY_ID);
     assert_eq!(opened(&w, &stored).await, NEW_SECRET);
     assert_eq!(w.sealer.seals(), 2);
 }

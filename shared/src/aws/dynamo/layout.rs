@@ -221,6 +221,9 @@ pub(super) const CALLER_FIELDS: &[&str] = &[
     "name_key",
     "description",
     "labels",
+    // The kind and its credentials: a switch to role delegation removes the key id and
+    // the ciphertext (absent from the new item), a switch back writes them.
+    "auth",
     "aws_access_key_id",
     "secret_ciphertext",
     "aws_assumed_role_name",

@@ -5,9 +5,9 @@
 
 use super::layout::{from_item, integration_of_image, to_item};
 use crate::domain::{
-    AccessKeyId, AccountId, BucketStatus, Description, ExternalId, Integration, IntegrationId,
-    IntegrationName, Label, LastTest, Region, RoleName, Sealed, SessionDuration, StateBucket,
-    Timestamp,
+    AccessKeyId, AccountId, BucketStatus, Credentials, Description, ExternalId, Integration,
+    IntegrationId, IntegrationName, Label, LastTest, Region, RoleName, Sealed, SessionDuration,
+    StateBucket, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -127,8 +127,12 @@ prop_compose! {
             description,
             labels,
             aws_account_id: account,
-            aws_access_key_id: key_id,
-            secret_ciphertext: Sealed(secret),
+            // Both kinds: a delegation record (it needs a role) when the first byte is even.
+            credentials: if role.is_some() && secret[0] % 2 == 0 {
+                Credentials::RoleDelegation
+            } else {
+                Credentials::AccessKeys { key_id, secret: Sealed(secret) }
+            },
             aws_assumed_role_name: role,
             aws_external_id: external,
             aws_session_duration: SessionDuration::try_from(session).unwrap(),

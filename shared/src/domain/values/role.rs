@@ -152,10 +152,27 @@ impl ExternalId {
         Ok(ExternalId(s.to_owned()))
     }
 
+    /// The External ID the platform generates for a role-delegation integration from 128
+    /// random bits (the caller draws them from the OS): `ik-` and 26 Crockford base32
+    /// characters. Unguessable, so no other tenant can name it in its own integration.
+    pub fn generated(random: [u8; 16]) -> Self {
+        const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        let n = u128::from_be_bytes(random);
+        // 26 x 5 = 130 bits: the top character carries the top 3 bits.
+        let text: String = (0..26)
+            .rev()
+            .map(|i| ALPHABET[((n >> (i * 5)) & 31) as usize] as char)
+            .collect();
+        ExternalId(format!("{GENERATED_PREFIX}{text}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
+
+/// How generated External IDs start.
+pub const GENERATED_PREFIX: &str = "ik-";
 
 /// The one place of the rule: an external ID is checked by a role's trust policy, so one
 /// without a role would be silently unused. Gives the message for `aws_external_id`.
@@ -232,6 +249,18 @@ string_value!(PrincipalArn.arn);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_external_ids_are_26_base32_characters_of_128_bits() {
+        let zero = ExternalId::generated([0; 16]);
+        assert_eq!(zero.as_str(), "ik-00000000000000000000000000");
+        let max = ExternalId::generated([0xff; 16]);
+        assert_eq!(max.as_str(), "ik-7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert!(ExternalId::parse(max.as_str()).is_ok());
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_ne!(ExternalId::generated(one), zero);
+    }
 
     fn role(s: &str) -> Result<String, String> {
         RoleName::parse(s).map(String::from)

@@ -25,8 +25,20 @@ fn role_name_in(s: &str, account: Option<&str>, region: Option<&str>) -> Result<
     RoleName::parse_in(s, account.as_ref(), region.as_ref()).map(String::from)
 }
 /// A PATCH against a record of `account`.
+/// The keys of an access-key form (a test that asks for them means one).
+fn keys(n: &NewIntegration) -> (&AccessKeyId, &SecretAccessKey) {
+    match &n.credentials {
+        NewCredentials::AccessKeys { key_id, secret } => (key_id, secret),
+        NewCredentials::RoleDelegation => panic!("a role-delegation form has no keys"),
+    }
+}
+
 fn parse_patch(body: &[u8], account: &str) -> Result<IntegrationPatch, Error> {
-    super::parse_patch(body, &AccountId::parse(account).unwrap())
+    super::parse_patch(
+        body,
+        &AccountId::parse(account).unwrap(),
+        AuthKind::AccessKeys,
+    )
 }
 use serde_json::json;
 
@@ -55,7 +67,7 @@ fn minimal_form_gets_defaults() {
     assert_eq!(n.aws_session_duration, 3600);
     assert!(!n.create_state_bucket);
     assert!(n.labels.is_empty());
-    assert_eq!(n.aws_secret_access_key.expose_secret(), SECRET);
+    assert_eq!(keys(&n).1.expose_secret(), SECRET);
 }
 
 #[test]
@@ -64,8 +76,8 @@ fn trims_pasted_keys() {
     v["aws_access_key_id"] = json!("  AKIAIOSFODNN7EXAMPLE\n");
     v["aws_secret_access_key"] = json!(format!(" {SECRET}\t"));
     let n = parse_new(v.to_string().as_bytes()).unwrap();
-    assert_eq!(n.aws_access_key_id, "AKIAIOSFODNN7EXAMPLE");
-    assert_eq!(n.aws_secret_access_key.expose_secret(), SECRET);
+    assert_eq!(*keys(&n).0, "AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(keys(&n).1.expose_secret(), SECRET);
 }
 
 #[test]
@@ -780,8 +792,8 @@ fn a_parsed_form_parses_again_to_itself() {
                 "description": n.description.as_ref().map(Description::as_str),
                 "labels": n.labels.iter().map(Label::as_str).collect::<Vec<_>>(),
                 "aws_account_id": n.aws_account_id.as_str(),
-                "aws_access_key_id": n.aws_access_key_id.as_str(),
-                "aws_secret_access_key": n.aws_secret_access_key.expose_secret(),
+                "aws_access_key_id": keys(&n).0.as_str(),
+                "aws_secret_access_key": keys(&n).1.expose_secret(),
                 "aws_assumed_role_name": n.aws_assumed_role_name.as_ref().map(RoleName::as_str),
                 "aws_external_id": n.aws_external_id.as_ref().map(ExternalId::as_str),
                 "aws_session_duration": n.aws_session_duration.as_secs(),
