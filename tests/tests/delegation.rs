@@ -301,6 +301,182 @@ async fn the_platform_assumes_users_roles_only_with_their_external_id() {
         assert!(!record.contains_key(attr), "{attr} stored: {record:?}");
     }
     assert!(!logs_contain(&platform.secret));
+
+    // 7. Terraform writes its state into the bucket provisioned through the delegated
+    //    role, with a session of the user's role (what the platform would hand to
+    //    Terraform: the platform's principal, AssumeRole with the External ID).
+    let session = customer
+        .assume_role(
+            &creds,
+            &region,
+            &integrations_core::ports::AssumeRole {
+                role_arn: &role_arn,
+                session_name: "terraform",
+                duration_seconds: 900,
+                external_id: Some(&ext),
+            },
+        )
+        .await
+        .expect("the platform assumes the role with the External ID");
+    let role_s3 = role_s3(&session).await;
+    let bucket_name = format!("infrakitchen-{ACCOUNT_B}-bucket");
+    // moto ignores policy conditions, so the TLS-only deny would refuse every object call
+    // even over https: assert it, then remove it (as the role) before Terraform writes.
+    let pol = role_s3
+        .get_bucket_policy()
+        .bucket(&bucket_name)
+        .send()
+        .await
+        .expect("the role reads the bucket policy");
+    assert!(pol
+        .policy
+        .unwrap_or_default()
+        .contains("aws:SecureTransport"));
+    role_s3
+        .delete_bucket_policy()
+        .bucket(&bucket_name)
+        .send()
+        .await
+        .expect("the role removes the bucket policy");
+    let backend = bucket["backend"].as_str().unwrap();
+    let key = "delegated-good/terraform.tfstate";
+    assert!(backend.contains(key), "{backend}");
+    let dir = TfDir::new(backend);
+    for args in [
+        &[
+            "init",
+            "-input=false",
+            "-no-color",
+            "-backend-config=local.s3.tfbackend",
+        ][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    ] {
+        let o = terraform(&dir.0, args, &session).await;
+        assert!(
+            o.status.success(),
+            "terraform {}: {}{}",
+            args[0],
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let state = role_s3
+        .get_object()
+        .bucket(&bucket_name)
+        .key(key)
+        .send()
+        .await
+        .expect("the state object, read back as the role");
+    let state = String::from_utf8(state.body.collect().await.unwrap().to_vec()).unwrap();
+    let state: Value = serde_json::from_str(&state).expect("Terraform state JSON");
+    assert_eq!(state["resources"][0]["type"], "terraform_data", "{state}");
+    assert_eq!(
+        state["resources"][0]["instances"][0]["attributes"]["input"]["value"], "delegated",
+        "{state}"
+    );
+}
+
+/// An S3 client acting as a session of the user's role, in the IAM-enforcing moto.
+async fn role_s3(session: &integrations_core::ports::AwsCredentials) -> aws_sdk_s3::Client {
+    use aws_sdk_dynamodb::config::Credentials;
+    use secrecy::ExposeSecret;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(integrations_core::aws::http_client())
+        .endpoint_url(auth_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &session.access_key_id,
+            session.secret_access_key.expose_secret(),
+            session
+                .session_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            None,
+            "role-session",
+        ))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(integrations_core::aws::s3_config(&sdk).build())
+}
+
+/// A Terraform working directory with the backend block exactly as the API returned it;
+/// only the local endpoint settings come from a partial configuration file. Removed on
+/// drop.
+struct TfDir(std::path::PathBuf);
+
+impl TfDir {
+    fn new(backend: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique("ik-tf-delegated"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let main = format!(
+            "{backend}\nresource \"terraform_data\" \"demo\" {{\n  input = \"delegated\"\n}}\n"
+        );
+        std::fs::write(dir.join("main.tf"), main).unwrap();
+        let endpoint = auth_url();
+        std::fs::write(
+            dir.join("local.s3.tfbackend"),
+            format!(
+                r#"endpoints = {{ s3 = "{endpoint}", sts = "{endpoint}" }}
+use_path_style              = true
+skip_credentials_validation = true
+skip_requesting_account_id  = true
+skip_metadata_api_check     = true
+skip_region_validation      = true
+"#
+            ),
+        )
+        .unwrap();
+        TfDir(dir)
+    }
+}
+
+impl Drop for TfDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs terraform in `dir` with the role session's credentials, offline (terraform_data
+/// needs no provider download), on a blocking thread (the workspace's tokio has no
+/// `process` feature).
+async fn terraform(
+    dir: &std::path::Path,
+    args: &[&str],
+    session: &integrations_core::ports::AwsCredentials,
+) -> std::process::Output {
+    use secrecy::ExposeSecret;
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", session.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            session.secret_access_key.expose_secret().to_owned(),
+        ),
+        (
+            "AWS_SESSION_TOKEN",
+            session
+                .session_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
+                .unwrap_or_default(),
+        ),
+    ];
+    tokio::task::spawn_blocking(move || {
+        Command::new(std::env::var("TERRAFORM").unwrap_or_else(|_| "terraform".into()))
+            .args(&args)
+            .current_dir(&dir)
+            .envs(env)
+            .env("AWS_REGION", "us-east-1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .env("CHECKPOINT_DISABLE", "1")
+            .output()
+            .expect("terraform is on the machine image (TERRAFORM may name another binary)")
+    })
+    .await
+    .expect("the terraform thread")
 }
 
 #[tokio::test]

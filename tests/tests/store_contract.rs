@@ -23,6 +23,42 @@ async fn the_dynamodb_store_keeps_the_store_contract() {
     // Everything the contract wrote left the table consistent.
     let check = store(&env).check_names().await.unwrap();
     assert!(check.is_consistent(), "{check:#?}");
+    // The contract's delegation record (issue 21) is stored with no key attribute at all,
+    // and every access-key record (also the one switched to delegation and back) with both.
+    let items = env.raw_items().await;
+    let of_kind = |kind: &str| -> Vec<&HashMap<String, AttributeValue>> {
+        items
+            .iter()
+            .filter(|i| {
+                i.get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("I#"))
+            })
+            .filter(|i| {
+                i.get("auth")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some(kind)
+            })
+            .collect()
+    };
+    let delegated = of_kind("role_delegation");
+    assert_eq!(delegated.len(), 1, "{delegated:?}");
+    for attr in ["aws_access_key_id", "secret_ciphertext"] {
+        assert!(
+            !delegated[0].contains_key(attr),
+            "{attr} stored: {:?}",
+            delegated[0]
+        );
+        for keyed in of_kind("access_keys") {
+            assert!(keyed.contains_key(attr), "{attr} missing: {keyed:?}");
+        }
+    }
+    assert!(
+        delegated[0].contains_key("aws_external_id"),
+        "{:?}",
+        delegated[0]
+    );
 }
 
 fn form(name: &str, groups: &[&str], labels: &[&str]) -> serde_json::Value {

@@ -7,9 +7,11 @@
 
 mod account;
 pub mod contract;
+mod platform;
 mod store;
 
 pub(crate) use account::{aws_error, Call, FakeAccount, TEMP_KEY_ID, USER_ARN};
+pub(crate) use platform::{FakePlatform, PLATFORM_ARN, PLATFORM_KEY_ID, PLATFORM_SECRET};
 pub use store::{MemoryStore, Op};
 
 /// The calls the fakes answered and how they overlapped in time, shared by the fakes of

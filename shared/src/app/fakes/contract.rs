@@ -11,8 +11,8 @@ use crate::app::integrations::{Created, Integrations, Precondition};
 use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::domain::{AccessKeyId, AccountId, Description, IntegrationName, Label};
 use crate::domain::{AuditAction, AuditEvent, Caller, GroupName, Integration, Visibility};
+use crate::domain::{AuthKind, Credentials, RoleName, StateBucket, Timestamp};
 use crate::domain::{IntegrationPatch, NewCredentials, NewIntegration, SecretAccessKey};
-use crate::domain::{StateBucket, Timestamp};
 use crate::ports::{
     BucketGuard, CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore,
     ListQuery, ViewQuery, WriteOutcome,
@@ -86,6 +86,7 @@ pub async fn run<S: Store + 'static>(store: Arc<S>, tag: &str) {
     c.conditional_writes_and_idempotency().await;
     c.audit_entries_come_with_their_changes().await;
     c.a_write_as_seen_holds_only_on_the_record_as_seen().await;
+    c.delegation_records_round_trip_without_keys().await;
 }
 
 impl Case {
@@ -520,6 +521,89 @@ impl Case {
         assert_eq!(write(seen.clone(), later).await, WriteOutcome::Written);
         // The write moved `attempts`: the earlier copy is stale now.
         assert_eq!(write(seen, timeless).await, WriteOutcome::Stale);
+    }
+
+    /// Role delegation (issue 21): a record with no key id and no ciphertext reads back as
+    /// written, and a switch of kind either way leaves no trace of the other kind (a store
+    /// that kept the key attributes would read back a record that is neither).
+    async fn delegation_records_round_trip_without_keys(&self) {
+        let ann = self.user("deleg-ann", &[]);
+        let role = || Some(RoleName::parse("InfraKitchenRole").expect("a role"));
+        let mut f = form("delegated", &[], &["prod"]);
+        f.credentials = NewCredentials::RoleDelegation;
+        f.aws_assumed_role_name = role();
+        let i = match self.svc.create(&ann, f, None).await {
+            Ok(Created::New(i)) => *i,
+            other => panic!("create a delegation record: {other:?}"),
+        };
+        assert_eq!(i.credentials, Credentials::RoleDelegation);
+        assert!(i.aws_external_id.is_some(), "no External ID generated");
+        let read = |id: &str| {
+            let id = id.to_owned();
+            async move { self.store.get(&id).await.expect("get").expect("the record") }
+        };
+        assert_eq!(read(i.id.as_str()).await, i);
+        // Listed like any other record.
+        assert_eq!(
+            self.names(&ann, Some("prod"), 5).await,
+            [("delegated".to_owned(), ann.id.clone())]
+        );
+
+        // An access-key record switched to delegation: the key attributes go.
+        let k = self.create(&ann, "switched", &[], &[]).await;
+        let switched = self
+            .update(
+                &ann,
+                k.id.as_str(),
+                IntegrationPatch {
+                    auth: Some(AuthKind::RoleDelegation),
+                    aws_assumed_role_name: Some(role()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("switch to role delegation");
+        assert_eq!(switched.credentials, Credentials::RoleDelegation);
+        assert_eq!(read(k.id.as_str()).await, switched);
+        // And back: new keys, the generated External ID cleared.
+        let back = self
+            .update(
+                &ann,
+                k.id.as_str(),
+                IntegrationPatch {
+                    auth: Some(AuthKind::AccessKeys),
+                    keys: Some((
+                        AccessKeyId::parse(KEY_ID).expect("key id"),
+                        SecretAccessKey::parse(SECRET).expect("secret"),
+                    )),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("switch back to keys");
+        assert_eq!(back.credentials.kind(), AuthKind::AccessKeys);
+        assert_eq!(back.aws_external_id, None);
+        assert_eq!(read(k.id.as_str()).await, back);
+        // The trail: the switch recorded the secret destroyed, then set again.
+        let page = self
+            .store
+            .history(
+                k.id.as_str(),
+                &HistoryQuery {
+                    limit: 10,
+                    next_token: None,
+                },
+            )
+            .await
+            .expect("history");
+        let secret_changes: Vec<String> = page
+            .events
+            .iter()
+            .flat_map(|e| &e.changes)
+            .filter(|c| c.field == "aws_secret_access_key")
+            .map(|c| c.to.as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(secret_changes, ["(set)", "(destroyed)", "(set)"]);
     }
 
     async fn audit_entries_come_with_their_changes(&self) {

@@ -3,6 +3,7 @@
 
 mod access;
 mod bucket_requests;
+mod delegation;
 mod integrations;
 mod provisioning;
 mod recovery;
@@ -11,7 +12,7 @@ mod test_connection;
 mod updates;
 
 use super::connection::ConnectionTester;
-use super::fakes::{form, FakeAccount, MemorySealer, MemoryStore, Trace};
+use super::fakes::{form, FakeAccount, FakePlatform, MemorySealer, MemoryStore, Trace};
 use super::integrations::{Created, Integrations};
 use super::provisioning::{Provisioner, Settings};
 use super::test_connection::TestConnection;
@@ -30,6 +31,8 @@ struct World {
     store: Arc<MemoryStore>,
     sealer: Arc<MemorySealer>,
     account: Arc<FakeAccount>,
+    /// The platform's own principal (role delegation).
+    platform: Arc<FakePlatform>,
     integrations: Integrations,
 }
 
@@ -70,6 +73,7 @@ impl World {
             store,
             sealer,
             account: Arc::new(FakeAccount::traced(&trace)),
+            platform: Arc::new(FakePlatform::traced(&trace)),
             trace,
         }
     }
@@ -82,13 +86,20 @@ impl World {
             self.account.clone(),
             Settings::default(),
         )
+        .with_platform(self.platform.clone())
     }
 
     fn test_connection(&self) -> TestConnection {
         TestConnection {
             integrations: self.integrations.clone(),
-            tester: ConnectionTester::new(self.account.clone(), self.account.clone()),
+            tester: self.tester(),
         }
+    }
+
+    /// The tester as `wiring` builds it, on the fakes (with the platform's principal).
+    fn tester(&self) -> ConnectionTester {
+        ConnectionTester::new(self.account.clone(), self.account.clone())
+            .with_platform(self.platform.clone())
     }
 
     /// Creates an integration from the default form with these fields.

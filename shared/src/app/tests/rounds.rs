@@ -217,3 +217,98 @@ async fn a_sealer_outage_beside_the_claim_hands_it_back() {
     let b = w.bucket_of(&i.id);
     assert_eq!((b.status, b.attempts), (BucketStatus::Ready, 2));
 }
+
+/// A delegation integration (issue 21) with its bucket pending; the trace starts after it.
+async fn delegated_pending(w: &World) -> Integration {
+    let i = w
+        .saved(json!({
+            "auth": "role_delegation",
+            "aws_access_key_id": null,
+            "aws_secret_access_key": null,
+            "aws_assumed_role_name": "Provisioner",
+        }))
+        .await;
+    w.store
+        .set_state_bucket(&i.id, bucket(BucketStatus::Pending, &ago(1)));
+    w.trace.clear();
+    w.stored(&i.id)
+}
+
+/// Role delegation's provisioning: the claim alone (there is no secret to open beside
+/// it), the platform's session, the delegated AssumeRole, then as with keys and a role.
+#[tokio::test]
+async fn a_delegated_stream_record_takes_six_rounds_without_a_secret() {
+    let w = World::new();
+    let i = delegated_pending(&w).await;
+    provision_record(&w, &i).await;
+    assert_eq!(w.bucket_of(&i.id).status, BucketStatus::Ready);
+    assert_eq!(
+        w.trace.rounds(),
+        rounds(&[
+            &["SetBucket"],
+            &["PlatformSession"],
+            &["AssumeRole"],
+            &["CreateBucket"],
+            &[OWNER_CHECK, "Harden"],
+            &["SetBucket"],
+        ])
+    );
+    // With the platform's session cached (as it is between calls of a warm function),
+    // five: as many as keys with a role, the claim without a Decrypt beside it.
+    let w = World::new();
+    let i = delegated_pending(&w).await;
+    w.platform.cache();
+    provision_record(&w, &i).await;
+    assert_eq!(w.bucket_of(&i.id).status, BucketStatus::Ready);
+    assert_eq!(
+        w.trace.rounds(),
+        rounds(&[
+            &["SetBucket"],
+            &["AssumeRole"],
+            &["CreateBucket"],
+            &[OWNER_CHECK, "Harden"],
+            &["SetBucket"],
+        ])
+    );
+}
+
+/// Test Connection of a delegation integration: read, the platform's session, the
+/// delegated AssumeRole, then the role's identity beside the bucket check (HeadBucket and
+/// ListBuckets), then the verdict recorded. No Decrypt anywhere.
+#[tokio::test]
+async fn a_delegation_test_takes_two_aws_rounds_once_the_platform_session_is_cached() {
+    let w = World::new();
+    let i = delegated_pending(&w).await;
+    let report = w
+        .test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        crate::app::connection::Outcome::Passed,
+        "{}",
+        report.summary
+    );
+    let aws_rounds = [
+        &["PlatformSession"][..],
+        &["AssumeRole"],
+        &["GetCallerIdentity", "HeadBucket", "ListBuckets"],
+    ];
+    let mut expected = vec![&["Get"][..]];
+    expected.extend(aws_rounds);
+    expected.push(&["RecordTest"]);
+    assert_eq!(w.trace.rounds(), rounds(&expected));
+    // The session cached: the platform costs no round.
+    w.platform.cache();
+    w.trace.clear();
+    w.test_connection()
+        .test_saved(&caller(), i.id.as_str())
+        .await
+        .unwrap();
+    let mut expected = vec![&["Get"][..]];
+    expected.extend(&aws_rounds[1..]);
+    expected.push(&["RecordTest"]);
+    assert_eq!(w.trace.rounds(), rounds(&expected));
+    assert_eq!(w.platform.sessions(), 2);
+}
