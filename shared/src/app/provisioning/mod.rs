@@ -4,12 +4,15 @@
 
 use crate::app::integrations::Integrations;
 use crate::domain::{
-    backend_block, AuditAction, AuditEvent, BucketStatus, Caller, Integration, StateBucket,
-    Timestamp,
+    backend_block, AuditAction, AuditEvent, AuthKind, BucketStatus, Caller, Integration,
+    StateBucket, Timestamp,
 };
 use crate::error::{Error, Result};
 use crate::ports::IntegrationStore;
-use crate::ports::{AwsIdentity, BucketAdmin, BucketGuard, PlatformPrincipal, WriteOutcome};
+use crate::ports::{
+    AwsFailure, AwsIdentity, BucketAdmin, BucketGuard, PlatformPrincipal, PlatformSession,
+    WriteOutcome,
+};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,11 +40,20 @@ impl Default for Settings {
     }
 }
 
+/// What a run acts in the user's account with, fetched beside the claim (the two are
+/// independent). No `Debug`: it may hold the user's secret.
+pub(super) enum Means {
+    /// Access keys: the user's secret, or why it could not be opened.
+    Secret(Result<Option<SecretString>>),
+    /// Role delegation: the platform's own session, or why it could not act; `None` when
+    /// the platform has no principal configured.
+    Platform(Option<std::result::Result<PlatformSession, AwsFailure>>),
+}
+
 /// What a claim came to. No `Debug`: it may hold the user's secret.
 enum Claim {
-    /// Ours now, with the secret (or why it could not be opened); no secret for role
-    /// delegation.
-    Taken(Box<StateBucket>, Result<Option<SecretString>>),
+    /// Ours now, with what the run acts with.
+    Taken(Box<StateBucket>, Means),
     /// Nothing to do, and why.
     Skipped(&'static str),
     /// The conditional write was refused: another run claimed it, or the record changed.
@@ -140,13 +152,13 @@ impl Provisioner {
         exactly: bool,
     ) -> Result<Option<Outcome>> {
         let id = integration.id.as_str();
-        let (mut claimed, secret) = match self.claim(integration, exactly).await? {
-            Claim::Taken(claimed, secret) => (*claimed, secret),
+        let (mut claimed, means) = match self.claim(integration, exactly).await? {
+            Claim::Taken(claimed, means) => (*claimed, means),
             Claim::Skipped(why) => return Ok(Some(Outcome::Skipped(why))),
             Claim::Refused => return Ok(None),
         };
         tracing::info!(integration_id = id, bucket = %claimed.name, attempt = claimed.attempts, "provisioning state bucket");
-        let outcome = match self.run(integration, &claimed, secret).await {
+        let outcome = match self.run(integration, &claimed, means).await {
             Ok(Ok(arn)) => {
                 claimed.status = BucketStatus::Ready;
                 claimed.arn = Some(arn);
@@ -198,7 +210,8 @@ impl Provisioner {
 
     /// Takes a pending bucket, or a `provisioning` one whose run crashed, with a
     /// conditional write (that also requires the record unchanged when `exactly`). The
-    /// secret is opened meanwhile: the two are independent, and a refused claim drops it.
+    /// secret is opened (or, for role delegation, the platform's session fetched)
+    /// meanwhile: the two are independent, and a refused claim drops it.
     async fn claim(&self, i: &Integration, exactly: bool) -> Result<Claim> {
         let Some(bucket) = i.state_bucket.as_ref() else {
             return Ok(Claim::Skipped("no state bucket requested"));
@@ -227,12 +240,21 @@ impl Provisioner {
             unchanged_since_before: Some((BucketStatus::Provisioning, &stale_before)),
             seen: exactly.then_some(i),
         };
-        let (written, secret) = tokio::join!(
+        let means = async {
+            match (i.credentials.kind(), &self.platform) {
+                (AuthKind::RoleDelegation, Some(platform)) => {
+                    Means::Platform(Some(platform.session().await))
+                }
+                (AuthKind::RoleDelegation, None) => Means::Platform(None),
+                (AuthKind::AccessKeys, _) => Means::Secret(self.integrations.secret_of(i).await),
+            }
+        };
+        let (written, means) = tokio::join!(
             self.store.set_bucket(i.id.as_str(), &claimed, guard, None),
-            self.integrations.secret_of(i),
+            means,
         );
         Ok(match written? {
-            WriteOutcome::Written => Claim::Taken(Box::new(claimed), secret),
+            WriteOutcome::Written => Claim::Taken(Box::new(claimed), means),
             _ => Claim::Refused,
         })
     }

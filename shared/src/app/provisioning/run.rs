@@ -1,11 +1,12 @@
 //! One provisioning run in the user's account: assume the role if one is set, create or
 //! adopt the bucket, check its owner while hardening it; and the reasons a person can act on.
 
-use super::Provisioner;
+use super::{Means, Provisioner};
 use crate::domain::{AccountId, BucketName, Integration, RoleName, StateBucket};
 use crate::error::{Error, Result};
-use crate::ports::{AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening};
-use secrecy::SecretString;
+use crate::ports::{
+    AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening, PlatformSession,
+};
 
 /// A run's verdict on the user's side: the bucket's ARN, or why it failed.
 type Verdict = std::result::Result<String, String>;
@@ -17,9 +18,18 @@ impl Provisioner {
         &self,
         i: &Integration,
         bucket: &StateBucket,
-        secret: Result<Option<SecretString>>,
+        means: Means,
     ) -> Result<Verdict> {
-        let creds = match (i.credentials.key_id(), secret?) {
+        let secret = match means {
+            Means::Secret(secret) => secret?,
+            Means::Platform(session) => {
+                return Ok(match self.delegated(i, bucket, session).await {
+                    Ok(creds) => self.create_and_harden(i, bucket, &creds).await,
+                    Err(why) => Err(why),
+                })
+            }
+        };
+        let creds = match (i.credentials.key_id(), secret) {
             (Some(key_id), Some(secret)) => {
                 let user = AwsCredentials {
                     access_key_id: key_id.as_str().to_owned(),
@@ -31,7 +41,6 @@ impl Provisioner {
                     Some(role) => self.assume(i, role, bucket, &user).await,
                 }
             }
-            (None, None) => self.delegated(i, bucket).await,
             _ => {
                 return Err(Error::internal(
                     "an integration's key id and secret disagree",
@@ -44,14 +53,15 @@ impl Provisioner {
         }
     }
 
-    /// Role delegation: the platform's own session assumes the user's role with the
-    /// integration's External ID.
+    /// Role delegation: the platform's own session (fetched beside the claim) assumes the
+    /// user's role with the integration's External ID.
     async fn delegated(
         &self,
         i: &Integration,
         bucket: &StateBucket,
+        session: Option<std::result::Result<PlatformSession, AwsFailure>>,
     ) -> std::result::Result<AwsCredentials, String> {
-        let Some(platform) = &self.platform else {
+        let Some(session) = session else {
             return Err(
                 "role delegation is not configured on the platform (no platform \
                         principal); tell the platform's operator"
@@ -65,7 +75,7 @@ impl Provisioner {
                     .into(),
             );
         };
-        let session = platform.session().await.map_err(|f| {
+        let session = session.map_err(|f| {
             format!(
                 "the platform's own principal could not act ({}); this is not a problem with \
                  your role: retry with POST .../state-bucket",
