@@ -37,18 +37,25 @@ class Sam:
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings = []
 
-    def event(self, name, integration_id):
+    def event(self, name, integration_id, body=None, saved_as=None):
         text = (REPO / "events" / name).read_text()
-        path = self.out / name
-        path.write_text(text.replace(SAMPLE_ID, integration_id or SAMPLE_ID))
+        text = text.replace(SAMPLE_ID, integration_id or SAMPLE_ID)
+        if body is not None:
+            # A variant of the file with another JSON body (e.g. a role delegation form).
+            event = json.loads(text)
+            event["body"] = json.dumps(body)
+            text = json.dumps(event, indent=2)
+        path = self.out / (saved_as or name)
+        path.write_text(text)
         return path
 
-    def invoke(self, function, name, integration_id=None):
-        """The function's answer to events/<name> (its sample id replaced)."""
+    def invoke(self, function, name, integration_id=None, body=None, saved_as=None):
+        """The function's answer to events/<name> (its sample id replaced; with `body`, a
+        copy saved as `saved_as` with that JSON body)."""
         cmd = [
             self.args.sam, "local", "invoke", function,
             "--template", self.args.template,
-            "--event", str(self.event(name, integration_id)),
+            "--event", str(self.event(name, integration_id, body, saved_as)),
             "--env-vars", self.args.env_vars,
             "--parameter-overrides", self.args.parameter_overrides,
             "--invoke-image", self.args.image,
@@ -70,7 +77,7 @@ class Sam:
         except json.JSONDecodeError:
             sys.stderr.write(run.stderr[-4000:])
             raise Failed(f"{name}: the last line of sam's output is not JSON: {lines[-1][:500]}")
-        print(f"  {name:<40} {took:5.1f} s  {summary(answer)}", flush=True)
+        print(f"  {saved_as or name:<40} {took:5.1f} s  {summary(answer)}", flush=True)
         return answer
 
 
@@ -193,10 +200,73 @@ def run(sam):
         history,
     )
 
+    onboarding(sam, iid)
+
     deleted = sam.invoke("ManageIntegrationsFunction", "manage-integrations.delete.json", iid)
     check(deleted.get("statusCode") == 204, "delete: 204", deleted)
     gone = sam.invoke("ManageIntegrationsFunction", "manage-integrations.get.json", iid)
     check(gone.get("statusCode") == 404, "get after delete: 404", gone)
+
+
+def onboarding(sam, iid):
+    """Onboarding is for role delegation: the access-key integration gets 409; a
+    delegation integration (created from a variant of the create event) gets its
+    documents, and is deleted again."""
+    refused = sam.invoke("ManageIntegrationsFunction", "manage-integrations.onboarding.json", iid)
+    problem = body(refused) or {}
+    check(
+        refused.get("statusCode") == 409
+        and problem.get("type") == "/problems/conflict"
+        and "role delegation" in (problem.get("detail") or ""),
+        "onboarding of an access-key integration: 409 saying it is for role delegation",
+        refused,
+    )
+
+    form = {
+        "name": "aws-delegated",
+        "auth": "role_delegation",
+        "aws_account_id": "123456789012",
+        "aws_assumed_role_name": "InfraKitchenDelegated",
+    }
+    created = sam.invoke(
+        "CreateIntegrationFunction", "create-integration.post.json",
+        body=form, saved_as="create-integration.delegation.json",
+    )
+    d = body(created) or {}
+    did, external_id = d.get("id"), d.get("aws_external_id")
+    check(
+        created.get("statusCode") == 201
+        and d.get("auth") == "role_delegation"
+        and isinstance(external_id, str),
+        "create (role delegation): 201 with a generated External ID",
+        created,
+    )
+
+    got = sam.invoke("ManageIntegrationsFunction", "manage-integrations.onboarding.json", did)
+    o = body(got) or {}
+    principal = o.get("platform_principal")
+    trust = ((o.get("trust_policy") or {}).get("Statement") or [{}])[0]
+    role = (((o.get("cloudformation_template") or {}).get("Resources") or {})
+            .get("InfraKitchenRole") or {}).get("Properties") or {}
+    link = o.get("quick_create_link")
+    check(
+        got.get("statusCode") == 200
+        and o.get("integration_id") == did
+        and o.get("external_id") == external_id
+        and o.get("role_arn") == "arn:aws:iam::123456789012:role/InfraKitchenDelegated"
+        and isinstance(principal, str) and principal
+        and trust.get("Principal") == {"AWS": principal}
+        and trust.get("Condition") == {"StringEquals": {"sts:ExternalId": external_id}}
+        and role.get("AssumeRolePolicyDocument", {}).get("Statement", [{}])[0]
+            .get("Principal") == {"AWS": principal}
+        and (o.get("permissions_policy") or {}).get("Statement")
+        and (link is None or f"param_ExternalId={external_id}" in link),
+        "onboarding (role delegation): 200 naming the External ID and the platform principal",
+        got,
+    )
+
+    gone = sam.invoke("ManageIntegrationsFunction", "manage-integrations.delete.json", did)
+    check(gone.get("statusCode") == 204, "delete (role delegation): 204", gone)
 
 
 def main():

@@ -11,6 +11,8 @@ use crate::aws::kms::{KmsKeyDeriver, KmsSealer};
 use crate::aws::platform::PlatformAccount;
 use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore};
 use crate::http::access::{configure, AccessConfig};
+use crate::http::manage::Manage;
+use crate::http::onboarding::OnboardingSettings;
 use aws_config::SdkConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,51 @@ pub fn platform_role_arn() -> Option<String> {
     env("PLATFORM_ROLE_ARN").ok().map(|v| v.trim().to_owned())
 }
 
+/// Onboarding's settings (read by the manage function only): `PLATFORM_PRINCIPAL_ARN`
+/// (required: the principal users' delegated roles trust) and `DELEGATION_TEMPLATE_URL`
+/// (optional, empty = none: the rendered delegation template in S3, which the
+/// quick-create link names).
+pub fn onboarding_settings() -> Result<OnboardingSettings, String> {
+    onboarding_settings_if_set()?.ok_or_else(|| {
+        "environment variable PLATFORM_PRINCIPAL_ARN must be set (the platform's principal \
+         that users' delegated roles trust)"
+            .into()
+    })
+}
+
+/// [`onboarding_settings`], or `None` without `PLATFORM_PRINCIPAL_ARN` (a stack whose
+/// manage function serves no onboarding; a bad `DELEGATION_TEMPLATE_URL` is still an
+/// error).
+pub fn onboarding_settings_if_set() -> Result<Option<OnboardingSettings>, String> {
+    let template_url = match env("DELEGATION_TEMPLATE_URL") {
+        Ok(url) => Some(template_url(&url)?),
+        Err(_) => None,
+    };
+    Ok(env("PLATFORM_PRINCIPAL_ARN")
+        .ok()
+        .map(|principal| OnboardingSettings {
+            platform_principal: principal.trim().to_owned(),
+            template_url,
+        }))
+}
+
+/// `DELEGATION_TEMPLATE_URL`, checked: an https URL (CloudFormation's quick-create reads
+/// templates from S3 over https only).
+pub fn template_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    if url.starts_with("https://")
+        && url.len() > "https://".len()
+        && !url.contains(char::is_whitespace)
+    {
+        Ok(url.to_owned())
+    } else {
+        Err(format!(
+            "DELEGATION_TEMPLATE_URL must be the https URL of the rendered delegation template in \
+             S3 (local-api --delegation-template <PlatformRoleArn> renders it), not {url:?}"
+        ))
+    }
+}
+
 /// `AUDIT_RETENTION_DAYS` (default 365).
 pub fn audit_retention() -> Result<Duration, String> {
     match std::env::var("AUDIT_RETENTION_DAYS") {
@@ -101,6 +148,9 @@ pub fn page_token_ttl() -> Result<Duration, String> {
 #[derive(Clone)]
 pub struct Services {
     pub integrations: Integrations,
+    /// The manage function's dependencies (the same `integrations`, and onboarding's
+    /// settings).
+    pub manage: Manage,
     pub test_connection: TestConnection,
     pub provisioner: Provisioner,
 }
@@ -186,7 +236,11 @@ impl Services {
     /// `service` reaches the service's own table and key; `customer` is the base
     /// configuration for calls made with users' credentials (STS, S3). In AWS both are
     /// the same; tests point the second at an IAM-enforcing emulator.
+    ///
+    /// Onboarding's settings come from the environment when `PLATFORM_PRINCIPAL_ARN` is
+    /// set (else none: see [`Services::with_onboarding`]).
     pub fn new(service: &SdkConfig, customer: &SdkConfig, config: &Config) -> Result<Self, String> {
+        let onboarding = onboarding_settings_if_set()?;
         let store = store(service, config);
         let integrations = integrations_listing(store.clone(), service, config)?;
         let account = Arc::new(CustomerAccount::new(customer));
@@ -203,8 +257,19 @@ impl Services {
                 platform.clone(),
             ),
             provisioner: provisioner_on(integrations.clone(), store, account, platform, config),
+            manage: Manage {
+                integrations: integrations.clone(),
+                onboarding,
+            },
             integrations,
         })
+    }
+
+    /// The same services with these onboarding settings (the local stack's platform
+    /// principal, a test's template URL).
+    pub fn with_onboarding(mut self, onboarding: OnboardingSettings) -> Self {
+        self.manage.onboarding = Some(onboarding);
+        self
     }
 }
 
@@ -219,6 +284,16 @@ pub fn integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
 pub fn listing_integrations_from_env(sdk: &SdkConfig) -> Result<Integrations, String> {
     let config = Config::from_env()?;
     integrations_listing(store(sdk, &config), sdk, &config)
+}
+
+/// The manage function's dependencies: [`listing_integrations_from_env`] and onboarding's
+/// settings, `PLATFORM_PRINCIPAL_ARN` required (no AWS client: onboarding calls none).
+pub fn manage_from_env(sdk: &SdkConfig) -> Result<Manage, String> {
+    let onboarding = onboarding_settings()?;
+    Ok(Manage {
+        integrations: listing_integrations_from_env(sdk)?,
+        onboarding: Some(onboarding),
+    })
 }
 
 /// The test-connection function's use case (see [`integrations_from_env`]).

@@ -47,6 +47,28 @@ pub async fn ensure(sdk: &SdkConfig, table: &str, key_alias: &str) -> Result<Sta
     })
 }
 
+/// The platform principal the local stack's onboarding names: `PLATFORM_PRINCIPAL_ARN`
+/// when set, else `PLATFORM_ROLE_ARN` (the role the functions assume), else the identity
+/// of `sdk`'s own credentials (STS GetCallerIdentity, an assumed-role session as its
+/// role), which is what the test-connection and provision functions act as when they
+/// are given the same configuration.
+pub async fn platform_principal(sdk: &SdkConfig) -> Result<String, BoxError> {
+    use integrations_core::ports::PlatformPrincipal as _;
+    let set = |name: &str| integrations_core::wiring::env(name).ok();
+    if let Some(arn) = set("PLATFORM_PRINCIPAL_ARN").or_else(|| set("PLATFORM_ROLE_ARN")) {
+        return Ok(arn.trim().to_owned());
+    }
+    let own = integrations_core::aws::platform::PlatformAccount::new(sdk, None);
+    let session = own.session().await.map_err(|f| {
+        format!(
+            "GetCallerIdentity for the local platform principal: {}: {}",
+            f.code.as_deref().unwrap_or("no code"),
+            f.message.as_deref().unwrap_or("no message")
+        )
+    })?;
+    Ok(session.principal_arn)
+}
+
 #[derive(Clone, Copy)]
 enum KeyKind {
     Encrypt,

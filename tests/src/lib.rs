@@ -21,12 +21,36 @@ pub type Functions = integrations_core::wiring::Services;
 
 /// Builds the functions for a local stack: the service's own AWS (table, key) and the
 /// users' AWS (STS, S3) may differ in tests (e.g. a second moto that enforces IAM); in
-/// AWS both are the same configuration.
+/// AWS both are the same configuration. Onboarding's settings come from the environment
+/// (`PLATFORM_PRINCIPAL_ARN`, `DELEGATION_TEMPLATE_URL`) when set, else the onboarding
+/// route has none (see [`functions_with`]).
 pub fn functions(
     sdk: &aws_config::SdkConfig,
     user_sdk: &aws_config::SdkConfig,
     stack: &bootstrap::Stack,
 ) -> Result<Arc<Functions>, String> {
+    Ok(Arc::new(services(sdk, user_sdk, stack)?))
+}
+
+/// [`functions`] with these onboarding settings: the platform principal the local
+/// test-connection and provision functions act as ([`bootstrap::platform_principal`]),
+/// and the template URL the quick-create link names.
+pub fn functions_with(
+    sdk: &aws_config::SdkConfig,
+    user_sdk: &aws_config::SdkConfig,
+    stack: &bootstrap::Stack,
+    onboarding: integrations_core::http::onboarding::OnboardingSettings,
+) -> Result<Arc<Functions>, String> {
+    Ok(Arc::new(
+        services(sdk, user_sdk, stack)?.with_onboarding(onboarding),
+    ))
+}
+
+fn services(
+    sdk: &aws_config::SdkConfig,
+    user_sdk: &aws_config::SdkConfig,
+    stack: &bootstrap::Stack,
+) -> Result<Functions, String> {
     let config = integrations_core::wiring::Config {
         table: stack.table.clone(),
         kms_key_id: stack.kms_key_id.clone(),
@@ -37,7 +61,7 @@ pub fn functions(
         access: local_access(),
         platform_role_arn: integrations_core::wiring::platform_role_arn(),
     };
-    Ok(Arc::new(Functions::new(sdk, user_sdk, &config)?))
+    Functions::new(sdk, user_sdk, &config)
 }
 
 /// The local stack's admin group: the gateway's admin token carries it.
@@ -65,7 +89,7 @@ pub async fn invoke_http(
     use integrations_core::http;
     match function {
         Function::CreateIntegration => http::create::handle(&functions.integrations, req).await,
-        Function::ManageIntegrations => http::manage::handle(&functions.integrations, req).await,
+        Function::ManageIntegrations => http::manage::handle(&functions.manage, req).await,
         Function::TestConnection => {
             http::test_connection::handle(&functions.test_connection, req).await
         }

@@ -1,4 +1,5 @@
-//! `GET /integrations/aws`, `GET|PATCH|DELETE /integrations/aws/{id}`, and the public
+//! `GET /integrations/aws`, `GET|PATCH|DELETE /integrations/aws/{id}`,
+//! `GET /integrations/aws/{id}/{history,onboarding}`, and the public
 //! setup page `GET|HEAD /integrations/aws/setup`, `GET /integrations/aws/setup/{app.js,
 //! app.css,config.json}`.
 //! Routes: `integrations_core::http::manage::ROUTES` and `http::setup_page::ROUTES`.
@@ -11,8 +12,9 @@ use lambda_http::{service_fn, Error, Request};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    // Only this function's use case: the binary links only the clients it uses.
-    let deps = &wiring::listing_integrations_from_env(&aws::load_config().await)?;
+    // Only this function's use case: the binary links only the clients it uses. Onboarding's
+    // settings (PLATFORM_PRINCIPAL_ARN, DELEGATION_TEMPLATE_URL) are read here, once.
+    let deps = &wiring::manage_from_env(&aws::load_config().await)?;
     // The setup page's sign-in settings, read once here rather than on its first request.
     http::setup_page::init();
     lambda_http::run(service_fn(move |req: Request| async move {

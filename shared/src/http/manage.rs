@@ -1,8 +1,10 @@
-//! The manage-integrations function: list, read, change and delete integrations, and
-//! read their audit trail; it also serves the setup page (`setup_page`).
+//! The manage-integrations function: list, read, change and delete integrations, read
+//! their audit trail and a role delegation's onboarding (`onboarding`); it also serves the
+//! setup page (`setup_page`).
 
 use super::error::ApiError;
 use super::input;
+use super::onboarding::{self, OnboardingSettings};
 use super::request::{json_body, path_id, precondition, query};
 use super::response::{json, with_etag};
 use super::routes::{dispatch_with_public, Routes};
@@ -15,27 +17,43 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json as value;
 
-pub const ROUTES: Routes<Integrations> = &[
+/// The function's dependencies: the use case, and onboarding's settings (read once at
+/// start; the deployed function requires them, see `wiring::manage_from_env`).
+#[derive(Clone)]
+pub struct Manage {
+    pub integrations: Integrations,
+    pub onboarding: Option<OnboardingSettings>,
+}
+
+pub const ROUTES: Routes<Manage> = &[
     ("GET /integrations/aws", |s, who, r| {
-        Box::pin(list(s, who, r))
+        Box::pin(list(&s.integrations, who, r))
     }),
     ("GET /integrations/aws/{id}", |s, who, r| {
-        Box::pin(get(s, who, r))
+        Box::pin(get(&s.integrations, who, r))
     }),
     ("PATCH /integrations/aws/{id}", |s, who, r| {
-        Box::pin(update(s, who, r))
+        Box::pin(update(&s.integrations, who, r))
     }),
     ("DELETE /integrations/aws/{id}", |s, who, r| {
-        Box::pin(delete(s, who, r))
+        Box::pin(delete(&s.integrations, who, r))
     }),
     ("GET /integrations/aws/{id}/history", |s, who, r| {
-        Box::pin(history(s, who, r))
+        Box::pin(history(&s.integrations, who, r))
+    }),
+    ("GET /integrations/aws/{id}/onboarding", |s, who, r| {
+        Box::pin(onboarding::get(
+            &s.integrations,
+            s.onboarding.as_ref(),
+            who,
+            r,
+        ))
     }),
 ];
 
 /// Also serves the setup page (`setup_page::ROUTES`, public).
-pub async fn handle(integrations: &Integrations, req: Request) -> Response<Body> {
-    dispatch_with_public(integrations, ROUTES, setup_page::ROUTES, req).await
+pub async fn handle(manage: &Manage, req: Request) -> Response<Body> {
+    dispatch_with_public(manage, ROUTES, setup_page::ROUTES, req).await
 }
 
 async fn list(svc: &Integrations, who: Caller, req: Request) -> Result<Response<Body>, ApiError> {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod input;
 pub mod json;
 pub mod manage;
+pub mod onboarding;
 pub mod problem;
 pub mod request;
 pub mod response;

@@ -122,6 +122,10 @@ pub const ROUTES: &[Route] = &[
     )
     .with_query(HISTORY_QUERY),
     route(
+        "GET /integrations/aws/{id}/onboarding",
+        Function::ManageIntegrations,
+    ),
+    route(
         "POST /integrations/aws/test-connection",
         Function::TestConnection,
     ),
@@ -341,6 +345,10 @@ mod tests {
             match_path("DELETE", "/integrations/aws/setup-policies"),
             RouteMatch::Found(r, _) if r.key == "DELETE /integrations/aws/{id}"
         ));
+        assert_eq!(
+            match_path("POST", "/integrations/aws/01J/onboarding"),
+            RouteMatch::MethodNotAllowed(vec!["GET"])
+        );
         assert_eq!(match_path("GET", "/nope"), RouteMatch::NotFound);
         assert_eq!(
             match_path("GET", "/integrations/aws//x"),
@@ -381,6 +389,48 @@ mod tests {
             want.sort_unstable();
             assert_eq!(table, want, "{function:?}");
         }
+    }
+
+    #[test]
+    fn onboarding_is_the_manage_functions_and_authenticated() {
+        match match_path("GET", "/integrations/aws/01J/onboarding") {
+            RouteMatch::Found(r, p) => {
+                assert_eq!(r.key, "GET /integrations/aws/{id}/onboarding");
+                assert_eq!(r.function, Function::ManageIntegrations);
+                assert!(!r.public);
+                assert!(r.query.is_empty());
+                assert_eq!(p.get("id").map(String::as_str), Some("01J"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The setup page's literal paths never reach it.
+        assert_eq!(
+            match_path("GET", "/integrations/aws/setup/onboarding"),
+            RouteMatch::Found(
+                *ROUTES
+                    .iter()
+                    .find(|r| r.key == "GET /integrations/aws/{id}/onboarding")
+                    .unwrap(),
+                HashMap::from([("id".to_owned(), "setup".to_owned())])
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn onboarding_takes_no_query_parameters_and_needs_a_caller() {
+        const ONBOARDING: Routes<()> = &[("GET /integrations/aws/{id}/onboarding", ran)];
+        let at = |q: &str, anonymous: bool| {
+            event(
+                "GET /integrations/aws/{id}/onboarding",
+                "/integrations/aws/01J/onboarding",
+                q,
+                anonymous,
+            )
+        };
+        let answer = |req| async move { dispatch(&(), ONBOARDING, req).await.status().as_u16() };
+        assert_eq!(answer(at("", false)).await, 200);
+        assert_eq!(answer(at("role_name=x", false)).await, 400);
+        assert_eq!(answer(at("", true)).await, 401);
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! for the audiences in `LOCAL_JWT_AUDIENCE` (comma-separated, required), requiring one of
 //! `LOCAL_JWT_SCOPES` (comma-separated, optional) when set. `--routes`, `--permissions`
 //! and `--bootstrap-only` need none of them.
+//!
+//! Onboarding (`GET /integrations/aws/{id}/onboarding`) names the platform principal
+//! `PLATFORM_PRINCIPAL_ARN`, by default the identity the local test-connection and
+//! provision functions act as (see `bootstrap::platform_principal`), and the template URL
+//! `DELEGATION_TEMPLATE_URL` (optional).
 
 use local_harness::gateway::{self, Gateway};
 use local_harness::invoke::Invoker;
@@ -120,7 +125,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         );
         return Ok(());
     };
-    let functions = local_harness::functions(&sdk, &sdk, &stack)?;
+    // The principal users' delegated roles must trust: what the functions act as here.
+    let principal = bootstrap::platform_principal(&sdk).await?;
+    let onboarding = integrations_core::http::onboarding::OnboardingSettings {
+        platform_principal: principal.clone(),
+        template_url: match integrations_core::wiring::env("DELEGATION_TEMPLATE_URL") {
+            Ok(url) => Some(integrations_core::wiring::template_url(&url)?),
+            Err(_) => None,
+        },
+    };
+    let template_url = onboarding.template_url.clone();
+    let functions = local_harness::functions_with(&sdk, &sdk, &stack, onboarding)?;
     let invoker = Arc::new(Invoker::from_env(functions)?);
     let issuer = jwt.config().issuer.clone();
     let audiences = jwt.config().audiences.join(", ");
@@ -178,6 +193,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("table:       {}", stack.table);
     println!("KMS key:     {}", stack.kms_key_id);
     println!("HMAC key:    {}", stack.hmac_key_id);
+    println!(
+        "platform:    {principal} (the principal delegated roles trust; PLATFORM_PRINCIPAL_ARN)"
+    );
+    println!(
+        "template:    {} (DELEGATION_TEMPLATE_URL: the quick-create link's template)",
+        template_url.as_deref().unwrap_or("none")
+    );
     println!("API:         {base}");
     println!("JWT issuer:  {issuer}");
     println!("audiences:   {audiences}");
@@ -215,6 +237,7 @@ try:
   curl -s "$API/integrations/aws/setup-policies?aws_account_id=123456789012&user_arn=arn:aws:iam::123456789012:user/InfraKitchenUser&role_name=InfraKitchenRole" -H "$AUTH"
   curl -s -X POST $API/integrations/aws/<id>/state-bucket -H "$AUTH"
   curl -s $API/integrations/aws/<id>/state-bucket -H "$AUTH"
+  curl -s $API/integrations/aws/<id>/onboarding -H "$AUTH"     # a role_delegation integration
   curl -si -X DELETE $API/integrations/aws/<id> -H "$AUTH"
 ready"#
     );
