@@ -9,6 +9,9 @@
 # axe-core from the npm registry into tests/browser/node_modules, as
 # tests/browser/package-lock.json pins them), stops what it started, and ends with one
 # line `browser tests: N passed, N failed`.
+# The role-delegation tests create their users' roles in that moto as its admin (the
+# local API's own identity, hence the platform principal): IK_PYTHON runs
+# moto_principals.py role with IK_ADMIN_KEY_ID and IK_ADMIN_SECRET against IK_MOTO_URL.
 # Screenshots: tests/browser/screenshots/. Logs: .local/browser-*.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,6 +83,8 @@ out="$REPO/.local/browser-test.log"
 set +e
 (cd "$BROWSER_DIR" && IK_BASE_URL="$base" IK_ISSUER="$issuer" IK_TOKEN="$token" \
   IK_TOKEN_OTHER="$token_other" IK_PRINCIPALS="$principals" \
+  IK_PYTHON="$VENV/bin/python" IK_MOTO_URL="http://127.0.0.1:$moto_port" \
+  IK_ADMIN_KEY_ID="$admin_id" IK_ADMIN_SECRET="$admin_secret" \
   CHROMIUM="$CHROMIUM" FIREFOX="$FIREFOX" timeout 900 node --test --test-reporter=spec \
   setup-page.test.mjs firefox.test.mjs) 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -1,7 +1,8 @@
 // The setup page in Debian's Firefox ESR too (headless, driven over WebDriver BiDi by
 // puppeteer-core, which needs no patched browser): sign-in at the local OpenID provider in
 // the page's sign-in window, a field error as it is typed, and a Test Connection that
-// passes every step against the IAM-enforcing stack, with no console error. The thorough
+// passes every step against the IAM-enforcing stack, with no console error; choosing role
+// delegation hides the key fields. The thorough
 // tests are setup-page.test.mjs, in Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -73,6 +74,14 @@ test("Firefox: sign-in in the sign-in window, a field error as it is typed, and 
   assert.deepEqual(steps, [["credentials", "passed"], ["account", "passed"], ["assume_role", "passed"],
     ["role_identity", "passed"], ["state_bucket", "passed"]]);
   assert.deepEqual(await page.$$eval("#chips li span", (s) => s.map((e) => e.textContent)), ["firefox"]);
+  // Role delegation from the keyboard (the arrows move within the radio group): the key
+  // fields and the form's Test Connection go, the primary action says what comes next.
+  await page.focus("#f-auth-keys");
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await page.$eval("#f-auth-role", (e) => e.checked), true);
+  const shown = (sel) => page.$eval(sel, (e) => e.getClientRects().length > 0);
+  for (const sel of ["#f-key", "#f-secret", "#f-external", "#test"]) assert.equal(await shown(sel), false, sel);
+  assert.equal(await text(page, "#save"), "Save and set up the role");
   await page.close();
   assert.deepEqual(errors, [], "console errors");
 });

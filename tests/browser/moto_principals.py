@@ -2,12 +2,17 @@
 """Real IAM principals in a moto server that enforces IAM, for the setup page's browser tests.
 
     python moto_principals.py http://127.0.0.1:PORT  > principals.json
+    python moto_principals.py role URL ADMIN_KEY_ID ADMIN_SECRET ROLE_NAME TRUST_POLICY_JSON
 
 Opens a no-auth window of exactly the three requests that create an admin user (policy
 `*`) and its access key, then, as that admin, as in a real account: a role
 `SetupPageRole` (S3 permissions) whose trust policy admits the user `setup-page-user`
 (allowed `sts:AssumeRole`), and a user `setup-page-other` whom the trust policy does not
 admit. Prints their ARNs and keys as JSON (test keys of a throwaway emulator).
+
+`role`: as the admin, creates (or replaces the trust policy of) the role ROLE_NAME with
+exactly TRUST_POLICY_JSON and an S3 permissions policy, as a user does when onboarding
+role delegation; prints the role's ARN.
 Needs boto3 (installed with moto).
 """
 
@@ -41,7 +46,22 @@ def client(url: str, keys: dict):
                         aws_access_key_id=keys["id"], aws_secret_access_key=keys["secret"])
 
 
+def role(url: str, key_id: str, secret: str, name: str, trust: str) -> int:
+    iam = client(url, {"id": key_id, "secret": secret})
+    json.loads(trust)  # a policy document, not anything else
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="state-bucket", PolicyDocument=allow(["s3:*"], "*"))
+    print(arn)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1] == "role":
+        return role(*sys.argv[2:7])
     url = sys.argv[1].rstrip("/")
     req = urllib.request.Request(f"{url}/moto-api/reset-auth", data=b"3", method="POST",
                                  headers={"Content-Type": "text/plain"})

@@ -6,10 +6,13 @@
 //
 // Env: IK_BASE_URL, IK_ISSUER (the provider), IK_TOKEN and IK_TOKEN_OTHER (access tokens of
 // the users developer and other-tenant, for the tests' own API calls), IK_PRINCIPALS (JSON
-// from moto_principals.py), CHROMIUM (the browser binary). Tests run in file order: Save
+// from moto_principals.py), CHROMIUM (the browser binary), IK_PYTHON, IK_MOTO_URL,
+// IK_ADMIN_KEY_ID and IK_ADMIN_SECRET (to create a delegated role in moto as the account's
+// admin, with moto_principals.py role). Tests run in file order: Save
 // creates the integration that the duplicate-name and list tests use.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -862,5 +865,182 @@ test("320 px wide: nothing scrolls sideways; keyboard focus is always visible; e
   const unlabelled = await page.$$eval("input, textarea", (els) => els
     .filter((e) => !(e.labels && e.labels.length)).map((e) => e.id));
   assert.deepEqual(unlabelled, []);
+  await close(s);
+});
+
+// ---- role delegation -------------------------------------------------------------------
+const DELEGATION_STEPS = ["platform", "assume_role", "role_identity", "state_bucket"];
+
+// The role a user creates in AWS for role delegation: in the IAM-enforcing moto, as the
+// account's admin, with exactly `trust` as its trust policy (and S3 permissions).
+function createRole(name, trust) {
+  const arn = execFileSync(process.env.IK_PYTHON, [join(HERE, "moto_principals.py"), "role",
+    process.env.IK_MOTO_URL, process.env.IK_ADMIN_KEY_ID, process.env.IK_ADMIN_SECRET, name,
+    JSON.stringify(trust)], { encoding: "utf8", timeout: 30000 }).trim();
+  assert.match(arn, new RegExp(`^arn:aws:iam::${P.account}:role/${name}$`));
+  return arn;
+}
+
+// Chooses role delegation with the keyboard (one Tab stop; the arrows move within the
+// group), fills the form and saves it; returns the create request's body.
+async function saveDelegated(page, { name, role, bucket }) {
+  const creates = [];
+  const listen = (r) => { if (r.method() === "POST" && new URL(r.url()).pathname === "/integrations/aws") creates.push(JSON.parse(r.postData())); };
+  page.on("request", listen);
+  assert.equal(await page.isChecked("#f-auth-keys"), true, "access keys stay the default");
+  await page.focus("#f-auth-keys");
+  await page.keyboard.press("ArrowDown");
+  assert.equal(await page.isChecked("#f-auth-role"), true);
+  await page.fill("#f-name", name);
+  await page.fill("#f-account", P.account);
+  await page.fill("#f-role", role);
+  await page.setChecked("#f-bucket", bucket);
+  await page.click("#save");
+  await page.waitForSelector("#onboarding:not([hidden])");
+  await page.waitForSelector("#onboarding-body .ext-id", { timeout: 15000 });
+  page.off("request", listen);
+  assert.equal(creates.length, 1);
+  return creates[0];
+}
+
+// The panel's trust policy (the code block under its heading).
+async function panelPolicy(page, title) {
+  const block = page.locator("#onboarding-body .policy").filter({ has: page.getByRole("heading", { name: title, exact: true }) });
+  return JSON.parse(await block.locator("pre.code").textContent());
+}
+
+// Answers GET .../onboarding as the API does, with `extra` merged in (an operator's
+// hosted template: a quick-create link).
+async function onboardingRoute(page, extra) {
+  await page.route((u) => /^\/integrations\/aws\/[^/]+\/onboarding$/.test(u.pathname), async (route) => {
+    const r = await route.fetch();
+    assert.equal(r.status(), 200, "GET .../onboarding");
+    await route.fulfill({ response: r, json: { ...(await r.json()), ...extra } });
+  });
+}
+
+async function runOnboardingTest(page) {
+  await page.click("#onboarding-test");
+  await page.waitForSelector("#onboarding-report [data-outcome]", { timeout: 60000 });
+  return page.$$eval("#onboarding-report li.step", (lis) => lis.map((li) => [li.dataset.step, li.dataset.status]));
+}
+
+test("role delegation: no key fields, save, the onboarding panel (External ID, trust policy, template), the role created with that trust policy, Test Connection passes and the bucket is made", async () => {
+  const s = await open();
+  const { page, context } = s;
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  const name = `${NAME}-role`;
+  const role = `DelegRole${Date.now().toString(36)}`;
+  // The two kinds, labelled, in one radio group.
+  assert.equal(await page.getByRole("radio", { name: "Access keys (the guide's way)" }).count(), 1);
+  await page.getByRole("radio", { name: "Role delegation — recommended: no secret is stored" }).check();
+  for (const id of ["#f-key", "#f-secret", "#f-external", "#test"]) assert.equal(await page.isHidden(id), true, `${id} hidden`);
+  assert.equal(await page.textContent("#save"), "Save and set up the role");
+  assert.match((await page.textContent("#role-first")).replace(/\s+/g, " "), /Test Connection comes after saving: the platform makes the External ID/);
+  // The role is required; saying so asks the API nothing.
+  await page.fill("#f-name", name);
+  await page.fill("#f-account", P.account);
+  await page.click("#save");
+  assert.equal(await waitText(page, "#f-role-error", null), "is required with auth role_delegation (the role the platform assumes)");
+  assert.equal(await activeId(page), "f-role");
+  // Back to access keys and again: the radios move with the keyboard.
+  await page.getByRole("radio", { name: "Access keys (the guide's way)" }).check();
+  assert.equal(await page.isVisible("#f-key"), true);
+  assert.equal(await page.textContent("#save"), "Save");
+  const sent = await saveDelegated(page, { name, role, bucket: true });
+  assert.equal(sent.auth, "role_delegation");
+  assert.equal(sent.aws_assumed_role_name, role);
+  for (const k of ["aws_access_key_id", "aws_secret_access_key", "aws_external_id"]) assert.ok(!(k in sent), `${k} not sent`);
+  assert.equal(await activeId(page), "onboarding-h");
+  assert.match(await page.textContent("#form-status"), new RegExp(`Saved as ${name}\\. Now create the role in AWS`));
+
+  // The panel: the External ID (copyable), the trust policy naming the platform's
+  // principal with that External ID, the permissions policy, and (no hosted template
+  // here: no Launch stack link) the template to download, with its one-line instruction.
+  const ext = (await page.textContent("#onboarding-body .ext-id")).trim();
+  assert.match(ext, /^ik-[A-Za-z0-9_-]+$/);
+  assert.match(await page.textContent("#saved-facts"), new RegExp(`External ID\\s*${ext}`));
+  await page.getByRole("button", { name: "Copy the External ID" }).click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), ext);
+  const trust = await panelPolicy(page, "The role's trust policy");
+  const st = trust.Statement[0];
+  assert.equal(st.Principal.AWS, P.admin.arn, "the platform principal: the local API's own identity");
+  assert.deepEqual(st.Condition, { StringEquals: { "sts:ExternalId": ext } });
+  const perms = await panelPolicy(page, "The role's permissions policy (the state bucket)");
+  assert.ok(JSON.stringify(perms).includes(BUCKET));
+  assert.equal(await page.locator("#launch-stack").count(), 0);
+  assert.match(await page.textContent("#onboarding-body .template-help"),
+    new RegExp(`create a stack from it with RoleName ${role} and ExternalId ${ext}`));
+  const download = page.waitForEvent("download");
+  await page.click("#template-download");
+  const file = JSON.parse(readFileSync(await (await download).path(), "utf8"));
+  assert.equal(file.Resources.InfraKitchenRole.Type, "AWS::IAM::Role");
+  assert.match(await page.textContent("#bucket-status"), /created once the role works/);
+  await noSeriousViolation(page, "delegation onboarding");
+
+  // The user creates the role with exactly that trust policy; the test passes each step.
+  createRole(role, trust);
+  const steps = await runOnboardingTest(page);
+  assert.deepEqual(steps, DELEGATION_STEPS.map((n) => [n, "passed"]));
+  assert.equal(await activeId(page), "onboarding-test-status");
+  assert.match(await page.textContent("#onboarding-test-status"), /passed: the platform can assume your role/);
+  assert.match(await page.textContent('#onboarding-report li[data-step="platform"] .detail'), new RegExp(P.admin.arn));
+  assert.match(await page.textContent("#saved-facts"), /Last test\s*passed at/);
+  // The bucket asked for at save is made through the role.
+  await page.waitForSelector('#bucket-status[data-status="ready"]', { timeout: 90000 });
+  assert.ok((await page.textContent("#bucket-status")).includes(BUCKET));
+  await page.waitForSelector("#backend:not([hidden])");
+  await noSeriousViolation(page, "delegation tested");
+  // The panel down to the test's steps (what it proves follows, as for access keys).
+  const clip = await page.evaluate(() => {
+    const panel = document.querySelector("#onboarding").getBoundingClientRect();
+    const end = document.querySelector("#onboarding-report ol.steps").getBoundingClientRect();
+    return { x: panel.left + scrollX, y: panel.top + scrollY, width: panel.width, height: end.bottom - panel.top + 8 };
+  });
+  await page.screenshot({ path: join(SHOTS, "delegation-onboarding.png"), fullPage: true, clip });
+
+  // The list: each kind as it is, and no "null" anywhere.
+  const card = page.locator(`#list li.card[data-name="${name}"]`);
+  await card.waitFor();
+  assert.match(await card.locator('dd[data-fact="Connects with"]').textContent(), new RegExp(`^Role delegation, External ID ${ext}$`));
+  const list = await page.textContent("#list");
+  assert.ok(!/\bnull\b/.test(list), "no null in the list");
+  const keyed = page.locator('#list dd[data-fact="Connects with"]').filter({ hasText: /^Access keys / }).first();
+  if (await keyed.count()) assert.match(await keyed.textContent(), /^Access keys AKIA\*{12}[A-Z0-9]{4}$/);
+  // Nothing secret was made: the record has no key.
+  const id = await card.getAttribute("data-id");
+  const view = (await api("GET", `/${id}`)).body;
+  assert.deepEqual([view.auth, view.aws_access_key_id, view.aws_external_id], ["role_delegation", null, ext]);
+  await close(s);
+});
+
+test("role delegation: a role that trusts another External ID fails at the role step, retried while IAM propagates, with a hint naming sts:ExternalId; a hosted template shows a Launch stack link", async () => {
+  const s = await open();
+  const { page } = s;
+  const name = `${NAME}-wrongext`;
+  const role = `DelegWrong${Date.now().toString(36)}`;
+  const LINK = "https://console.aws.amazon.com/cloudformation/home?region=us-east-1#/stacks/quickcreate?templateURL=x";
+  // As an operator who hosts the template would answer: with a quick-create link.
+  await onboardingRoute(page, { template_url: "https://example.invalid/t.json", quick_create_link: LINK });
+  await saveDelegated(page, { name, role, bucket: false });
+  const link = page.getByRole("link", { name: /Launch stack/ });
+  assert.equal(await link.getAttribute("href"), LINK);
+  assert.equal(await link.getAttribute("target"), "_blank");
+  assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
+  assert.equal(await page.locator("#template-download").count(), 0, "no template block beside the link");
+  await noSeriousViolation(page, "delegation onboarding with Launch stack");
+  // The role trusts the platform, but with another External ID.
+  const trust = await panelPolicy(page, "The role's trust policy");
+  const ext = trust.Statement[0].Condition.StringEquals["sts:ExternalId"];
+  trust.Statement[0].Condition.StringEquals["sts:ExternalId"] = `${ext}-not-this-one`;
+  createRole(role, trust);
+  const steps = await runOnboardingTest(page);
+  assert.deepEqual(steps, [["platform", "passed"], ["assume_role", "failed"], ["role_identity", "skipped"]]);
+  const step = page.locator('#onboarding-report li[data-step="assume_role"]');
+  assert.match(await step.locator(".hint").textContent(), /sts:ExternalId/);
+  assert.match(await step.locator(".hint").textContent(), new RegExp(P.admin.arn));
+  assert.match(await step.locator(".attempts").textContent(), /^Retried \d+ times? while IAM changes propagate/);
+  assert.match(await page.textContent("#onboarding-test-status"), /did not pass/);
+  assert.equal(await page.isHidden("#backend"), true);
   await close(s);
 });

@@ -250,6 +250,13 @@
     create_state_bucket: "f-bucket",
   };
   const REQUIRED = ["name", "aws_account_id", "aws_access_key_id", "aws_secret_access_key"];
+  // Role delegation: the platform assumes the user's role with an External ID it makes on
+  // save, so the form has no keys and no External ID, and the role is required.
+  const KEY_FIELDS = ["aws_access_key_id", "aws_secret_access_key", "aws_external_id"];
+  const delegated = () => $("f-auth-role").checked;
+  const isRequired = (field) => (delegated()
+    ? field === "aws_assumed_role_name" || (REQUIRED.includes(field) && !KEY_FIELDS.includes(field))
+    : REQUIRED.includes(field));
   const touched = new Set();
   let labels = [];
 
@@ -264,7 +271,11 @@
   // The message for one field as the API would give it, or null.
   function fieldError(field) {
     const v = field === "create_state_bucket" ? null : raw(field);
-    if (REQUIRED.includes(field) && v.trim() === "") return "is required";
+    if (delegated() && KEY_FIELDS.includes(field)) return null; // hidden, and not sent
+    if (delegated() && field === "aws_assumed_role_name" && v.trim() === "") {
+      return "is required with auth role_delegation (the role the platform assumes)";
+    }
+    if (isRequired(field) && v.trim() === "") return "is required";
     switch (field) {
       case "name": return checkName(v);
       case "description": return v === "" ? null : checkDescription(v);
@@ -317,6 +328,23 @@
     aws_assumed_role_name: ["aws_external_id"],
   };
 
+  // Shows the fields of the chosen kind; the other kind's fields are hidden and not sent.
+  function applyKind() {
+    const role = delegated();
+    for (const id of ["f-key-field", "f-secret-field", "f-external-field"]) $(id).hidden = role;
+    for (const f of KEY_FIELDS) if (role) showError(FIELDS[f], null);
+    $("f-role-req").hidden = !role;
+    if (role) $("f-role").setAttribute("aria-required", "true");
+    else $("f-role").removeAttribute("aria-required");
+    for (const e of document.querySelectorAll("#f-role-help .for-keys")) e.hidden = role;
+    for (const e of document.querySelectorAll("#f-role-help .for-role")) e.hidden = !role;
+    // Test Connection needs the External ID, which exists once saved: it comes after Save.
+    $("test").hidden = role;
+    $("role-first").hidden = !role;
+    $("save").textContent = role ? "Save and set up the role" : "Save";
+    validate("aws_assumed_role_name");
+  }
+
   function updateBucketName() {
     const acct = validAccount();
     $("bucket-name").textContent = `infrakitchen-${acct || "<AWS_ACCOUNT_ID>"}-bucket`;
@@ -358,17 +386,20 @@
       $(first).focus();
       return null;
     }
-    const body = {
-      name: raw("name"),
-      labels: labels.slice(),
-      aws_account_id: raw("aws_account_id").trim(),
-      aws_access_key_id: raw("aws_access_key_id").trim(),
-      aws_secret_access_key: raw("aws_secret_access_key").trim(),
-      create_state_bucket: $("f-bucket").checked,
-    };
+    const role = delegated();
+    const body = role
+      ? { name: raw("name"), labels: labels.slice(), aws_account_id: raw("aws_account_id").trim(), auth: "role_delegation" }
+      : {
+        name: raw("name"),
+        labels: labels.slice(),
+        aws_account_id: raw("aws_account_id").trim(),
+        aws_access_key_id: raw("aws_access_key_id").trim(),
+        aws_secret_access_key: raw("aws_secret_access_key").trim(),
+      };
+    body.create_state_bucket = $("f-bucket").checked;
     if (raw("description") !== "") body.description = raw("description");
     if (raw("aws_assumed_role_name").trim() !== "") body.aws_assumed_role_name = raw("aws_assumed_role_name").trim();
-    if (raw("aws_external_id") !== "") body.aws_external_id = raw("aws_external_id");
+    if (!role && raw("aws_external_id") !== "") body.aws_external_id = raw("aws_external_id");
     if (raw("aws_session_duration").trim() !== "") body.aws_session_duration = durationValue(raw("aws_session_duration"));
     if (raw("aws_default_region") !== "") body.aws_default_region = raw("aws_default_region");
     return body;
@@ -730,7 +761,7 @@
 
   // ---- the form over a sign-in in this tab (never its secret access key) -------------
   function saveDraft() {
-    const d = { labels: labels.slice(), user_arn: $("user-arn").value, form_key: formKey };
+    const d = { labels: labels.slice(), user_arn: $("user-arn").value, form_key: formKey, delegated: delegated() };
     for (const [field, id] of Object.entries(FIELDS)) {
       if (field === "aws_secret_access_key" || field === "labels") continue;
       d[field] = field === "create_state_bucket" ? $(id).checked : $(id).value;
@@ -749,11 +780,13 @@
       else $(id).value = String(d[field]);
     }
     labels = Array.isArray(d.labels) ? d.labels.map(String) : [];
+    $(d.delegated === true ? "f-auth-role" : "f-auth-keys").checked = true;
+    applyKind();
     $("user-arn").value = String(d.user_arn || "");
     formKey = typeof d.form_key === "string" ? d.form_key : null;
     renderChips();
     updateBucketName();
-    setStatus("form-status", "Your form is as you left it: enter the secret access key again.");
+    setStatus("form-status", delegated() ? "Your form is as you left it." : "Your form is as you left it: enter the secret access key again.");
     return true;
   }
 
@@ -794,6 +827,7 @@
 
   // ---- rendering a Test Connection report ------------------------------------------
   const STEP_TITLES = {
+    platform: "Platform principal",
     credentials: "Credentials",
     account: "Account",
     assume_role: "Assume role",
@@ -806,6 +840,9 @@
     role_trust_policy: "The role's trust policy",
     user_assume_role_policy: "The user's policy to assume the role",
     state_bucket_policy: "The state bucket policy",
+    trust_policy: "The role's trust policy",
+    permissions_policy: "The role's permissions policy (the state bucket)",
+    cloudformation_template: "The CloudFormation template",
   };
 
   // The report's one-sentence summary without the API's field names (it is written for
@@ -838,6 +875,9 @@
           el("span", { class: `badge badge-${s.status}`, text: STATUS_TEXT[s.status] || s.status }),
           s.status === "skipped" ? null : el("small", { text: `${s.duration_ms} ms` })),
         el("p", { class: "detail", text: s.detail }),
+        Number(s.attempts) > 1
+          ? el("p", { class: "attempts", text: `Retried ${s.attempts - 1} time${s.attempts === 2 ? "" : "s"} while IAM changes propagate (${s.attempts} attempts).` })
+          : null,
         s.aws_error_code ? el("p", { class: "code-line" }, "AWS error code: ", el("code", { text: s.aws_error_code })) : null,
         s.hint ? el("p", { class: "hint" }, el("strong", { text: "What to do: " }), s.hint) : null);
       for (const [name, doc] of Object.entries(s.policies || {})) li.append(policyBlock(name, doc, sub));
@@ -992,6 +1032,11 @@
     if (busy) return;
     const body = collect();
     if (!body) return;
+    // Role delegation is tested once saved (its External ID is made on save).
+    if (body.auth === "role_delegation") {
+      await submit(body, false);
+      return;
+    }
     const d = await digest(body);
     const tested = lastTest && lastTest.digest === d;
     const passed = Boolean(tested && lastTest.ok);
@@ -1032,9 +1077,10 @@
       lastTest = null;
       confirmed = null;
       const replayed = (r.headers.get("Idempotent-Replayed") || "").toLowerCase() === "true";
+      const next = r.data.auth === "role_delegation" ? " Now create the role in AWS: see Set up the role, below." : "";
       setStatus("form-status", replayed
-        ? `Saved as ${r.data.name}: the earlier attempt had been saved, and this is that integration.`
-        : `Saved as ${r.data.name}.`);
+        ? `Saved as ${r.data.name}: the earlier attempt had been saved, and this is that integration.${next}`
+        : `Saved as ${r.data.name}.${next}`);
       showSaved(r.data);
       // The form's passing test was of the typed keys, not of the saved record: test the
       // saved keys once (what Re-test does) so the integration carries its verdict.
@@ -1055,6 +1101,7 @@
   // ---- the saved integration and its bucket ------------------------------------------
   let pollTimer = null;
   let savedId = null;
+  let savedView = null;
 
   const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
@@ -1076,13 +1123,27 @@
     return dl;
   }
 
+  const isDelegation = (view) => view.auth === "role_delegation";
+
+  // How the integration reaches AWS, in one line: never a "null".
+  function kindText(view) {
+    if (isDelegation(view)) {
+      return view.aws_external_id ? `Role delegation, External ID ${view.aws_external_id}` : "Role delegation";
+    }
+    return view.aws_access_key_id ? `Access keys ${view.aws_access_key_id}` : "Access keys";
+  }
+
   function showSaved(view) {
     savedId = view.id;
+    savedView = view;
+    const role = isDelegation(view);
     const f = facts([
       ["Name", view.name],
       ["ID", view.id],
       ["AWS account", view.aws_account_id],
-      ["Access key", view.aws_access_key_id],
+      ["Connects with", role ? "Role delegation (no secret stored)" : "Access keys"],
+      role ? ["External ID", el("code", { class: "ext-id", text: view.aws_external_id || "none" })]
+        : ["Access key", view.aws_access_key_id || "none"],
       ["Role", view.aws_assumed_role_name || "none"],
       ["Region", view.aws_default_region],
       ["Last test", lastTestNode(view.last_test)],
@@ -1092,6 +1153,16 @@
     $("saved").hidden = false;
     $("backend").hidden = true;
     $("bucket-retry").hidden = true;
+    $("onboarding").hidden = !role;
+    if (role) {
+      // The bucket is made through the role: once the role exists and its test passes.
+      setStatus("bucket-status", view.state_bucket
+        ? `${view.state_bucket.name}: created once the role works, after its Test Connection passes.`
+        : "No state bucket was requested for this integration.");
+      $("bucket-status").dataset.status = "waiting";
+      showOnboarding(view);
+      return;
+    }
     if (view.state_bucket) {
       showBucket({ integration_id: view.id, ...view.state_bucket });
       schedulePoll(view.id);
@@ -1113,6 +1184,118 @@
     } else {
       setStatus("form-status", `Saved as ${view.name}; its test could not be recorded now (${r.status === 200 ? plainSummary(r.data.summary) : r.data.detail || r.status}). Re-test it from the list.`);
     }
+  }
+
+  // ---- role delegation: what to create in AWS, then its test --------------------------
+  async function showOnboarding(view) {
+    $("onboarding-intro").textContent = `The platform assumes a role in account ${view.aws_account_id} from its own principal, and only with this integration's External ID. Create the role ${view.aws_assumed_role_name} in one of the two ways below, then test the connection.`;
+    $("onboarding-body").replaceChildren();
+    $("onboarding-report").replaceChildren();
+    setStatus("onboarding-test-status", "");
+    setStatus("onboarding-status", "Loading the role's setup…");
+    $("onboarding-h").focus();
+    const r = await api("GET", `/${encodeURIComponent(view.id)}/onboarding`, undefined, undefined, { background: true });
+    if (view.id !== savedId) return;
+    if (r.status !== 200) {
+      setStatus("onboarding-status", r.signIn
+        ? "Sign in again, then select Set up another account and save again, or see the integration in the list."
+        : `The role's setup could not be loaded (${r.status}: ${r.data.detail || ""}). The External ID above is what the role's trust policy needs.`);
+      return;
+    }
+    setStatus("onboarding-status", "");
+    renderOnboarding(r.data, view);
+  }
+
+  function renderOnboarding(o, view) {
+    const extId = nextId("ext");
+    const parts = [
+      facts([
+        ["External ID", el("span", {},
+          el("code", { id: extId, class: "ext-id", text: o.external_id }), " ",
+          el("button", { type: "button", class: "secondary", "data-copy": extId, text: "Copy the External ID" }))],
+        ["Role", el("code", { text: o.role_arn })],
+        ["Platform principal", el("code", { text: o.platform_principal })],
+      ]),
+    ];
+    const way1 = el("div", { class: "onboarding-way", "data-way": "cloudformation" },
+      el("h4", { text: "Way 1: with CloudFormation" }));
+    if (o.quick_create_link) {
+      way1.append(
+        el("p", { text: `Opens the AWS console's quick-create page in a new tab, with the role name and External ID filled in: sign in to account ${o.aws_account_id} there and create the stack.` }),
+        el("p", {}, el("a", {
+          id: "launch-stack", class: "button", href: o.quick_create_link, target: "_blank", rel: "noopener noreferrer",
+        }, "Launch stack", el("span", { class: "sr", text: " (opens in a new tab)" }))));
+    } else {
+      const text = JSON.stringify(o.cloudformation_template, null, 2);
+      const id = nextId("template");
+      const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+      way1.append(
+        el("p", { class: "template-help", text: `This platform offers no one-click link: save the template, then in the CloudFormation console of account ${o.aws_account_id} create a stack from it with RoleName ${o.role_name} and ExternalId ${o.external_id}.` }),
+        el("h5", { id: `${id}-h`, text: "The CloudFormation template" }),
+        el("pre", { class: "code", id, tabindex: 0, "aria-labelledby": `${id}-h`, text }),
+        el("div", { class: "actions" },
+          el("button", { type: "button", class: "secondary", "data-copy": id, text: "Copy: The CloudFormation template" }),
+          el("a", { id: "template-download", class: "button", href: url, download: `infrakitchen-role-${o.aws_account_id}.json` }, "Download the template")));
+    }
+    const way2 = el("div", { class: "onboarding-way", "data-way": "by-hand" },
+      el("h4", { text: "Way 2: by hand in the IAM console" }),
+      el("p", { text: `Create the role ${o.role_name} with a custom trust policy, paste the trust policy below, then add the permissions policy to the role as an inline policy.` }),
+      policyBlock("trust_policy", o.trust_policy, "h5"),
+      policyBlock("permissions_policy", o.permissions_policy, "h5"));
+    parts.push(way1, way2);
+    $("onboarding-body").replaceChildren(...parts);
+    if (view) savedView = { ...view, aws_external_id: o.external_id || view.aws_external_id };
+  }
+
+  async function testOnboarded() {
+    const b = $("onboarding-test");
+    const view = savedView;
+    if (!view || b.getAttribute("aria-disabled") === "true") return;
+    b.setAttribute("aria-disabled", "true");
+    setStatus("onboarding-test-status", "Testing: the platform assumes your role with the External ID (this can take some seconds while a new role propagates)…");
+    const r = await api("POST", `/${encodeURIComponent(view.id)}/test-connection`, undefined, undefined,
+      { resume: { el: b, status: "onboarding-test-status", text: "Signed in again: select Test Connection to continue." } });
+    b.removeAttribute("aria-disabled");
+    if (view.id !== savedId) return;
+    if (r.status !== 200) {
+      if (!r.signIn) {
+        setStatus("onboarding-test-status", `Not tested (${r.status}): ${r.data.detail || ""}`);
+        $("onboarding-test-status").focus();
+      }
+      return;
+    }
+    renderReport(r.data, $("onboarding-report"), "h5");
+    const dd = document.querySelector('#saved-facts dd[data-fact="Last test"]');
+    if (dd && r.data.last_test) dd.replaceChildren(lastTestNode(r.data.last_test));
+    const outcome = r.data.outcome || (r.data.ok ? "passed" : "failed");
+    setStatus("onboarding-test-status", outcome === "passed"
+      ? "Test Connection passed: the platform can assume your role. The result is recorded."
+      : outcome === "unreachable"
+        ? "Test Connection could not reach AWS: nothing was recorded. Try again in a moment."
+        : "Test Connection did not pass: see the steps below and what to do.");
+    $("onboarding-test-status").focus();
+    if (r.data.ok && view.create_state_bucket) await bucketAfterRole(view);
+    loadList(false, true);
+  }
+
+  // The role works now: the bucket, asked for at save, is made through it. One that
+  // failed before the role existed is asked for again, once.
+  async function bucketAfterRole(view) {
+    const r = await api("GET", `/${encodeURIComponent(view.id)}/state-bucket`, undefined, undefined, { background: true });
+    if (r.status !== 200 || view.id !== savedId) return;
+    if (r.data.status === "failed") {
+      setStatus("bucket-status", `${r.data.name}: it could not be made before the role worked; asking again now…`);
+      const again = await api("POST", `/${encodeURIComponent(view.id)}/state-bucket`, undefined, undefined, { background: true });
+      if (again.status === 200 || again.status === 202) {
+        showBucket(again.data);
+        schedulePoll(view.id);
+      } else {
+        showBucket(r.data);
+      }
+      return;
+    }
+    showBucket(r.data);
+    if (r.data.status === "pending" || r.data.status === "provisioning") schedulePoll(view.id);
   }
 
   function showBucket(b) {
@@ -1181,6 +1364,11 @@
     formEdited();
     updateBucketName();
     $("saved").hidden = true;
+    $("onboarding").hidden = true;
+    $("onboarding-body").replaceChildren();
+    $("onboarding-report").replaceChildren();
+    savedView = null;
+    applyKind();
     $("report").hidden = true;
     setStatus("form-status", "");
     $("f-name").focus();
@@ -1205,7 +1393,7 @@
       el("h3", { text: view.name, tabindex: -1 }),
       facts([
         ["AWS account", view.aws_account_id],
-        ["Access key", view.aws_access_key_id],
+        ["Connects with", kindText(view)],
         ["Last test", lastTestNode(view.last_test)],
         ["State bucket", bucketText(view.state_bucket)],
       ]),
@@ -1231,7 +1419,7 @@
     del.addEventListener("click", () => {
       const yes = el("button", { type: "button", class: "danger", text: `Yes, delete ${view.name}` });
       const no = el("button", { type: "button", class: "secondary", text: "Cancel" });
-      const confirm = el("div", { class: "actions confirm-inline" }, el("span", { text: `Delete ${view.name}? Its keys are forgotten; a state bucket stays in AWS.` }), yes, no);
+      const confirm = el("div", { class: "actions confirm-inline" }, el("span", { text: `Delete ${view.name}? ${isDelegation(view) ? "Its External ID is forgotten; the role and a state bucket stay in AWS." : "Its keys are forgotten; a state bucket stays in AWS."}` }), yes, no);
       actions.replaceWith(confirm);
       no.addEventListener("click", () => { confirm.replaceWith(actions); del.focus(); });
       yes.addEventListener("click", async () => {
@@ -1316,7 +1504,7 @@
     if (role && userArn) {
       q.set("role_name", role);
       q.set("user_arn", userArn);
-      if (raw("aws_external_id")) q.set("external_id", raw("aws_external_id"));
+      if (raw("aws_external_id") && !delegated()) q.set("external_id", raw("aws_external_id"));
     }
     const region = givenRegion();
     if (region) q.set("region", region);
@@ -1391,6 +1579,10 @@
     $("list-refresh").addEventListener("click", () => loadList(false));
     $("list-more").addEventListener("click", () => loadList(true));
     $("policies-load").addEventListener("click", loadPolicies);
+    $("onboarding-test").addEventListener("click", testOnboarded);
+    for (const id of ["f-auth-keys", "f-auth-role"]) {
+      $(id).addEventListener("change", () => { formEdited(); applyKind(); });
+    }
     document.addEventListener("click", (ev) => {
       const b = ev.target.closest("button[data-copy]");
       if (b) copy(b);
@@ -1426,6 +1618,7 @@
       }
     });
     updateBucketName();
+    applyKind();
     // The earlier page kept a typed token under this name: nothing reads it any more.
     sessionStorage.removeItem("infrakitchen-setup-token");
     if (sessionStorage.getItem(NOTE_KEY) === "signed-out") setAuthStatus("You are signed out.");
