@@ -514,6 +514,33 @@ async fn a_users_day_on_one_long_lived_stack() {
     let a2_id = stack.created_id(&form(&name("a"), &account, &label)).await;
     assert_ne!(a2_id, a_id);
 
+    step("role delegation: onboarding for a delegated integration; 409 for access keys");
+    let r = stack
+        .get(&format!("/integrations/aws/{a2_id}/onboarding"))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let delegated = json!({
+        "name": name("delegated"), "labels": [label], "auth": "role_delegation",
+        "aws_account_id": account, "aws_assumed_role_name": "InfraKitchenRole",
+    });
+    let d_id = stack.created_id(&delegated).await;
+    let d_path = format!("/integrations/aws/{d_id}");
+    let onboarding = stack.get(&format!("{d_path}/onboarding")).await;
+    assert_eq!(onboarding.status, 200, "{}", onboarding.body);
+    let ext = onboarding.body["external_id"].as_str().unwrap_or_default();
+    assert!(ext.starts_with("ik-"), "{}", onboarding.body);
+    assert_eq!(
+        onboarding.body["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]
+            ["sts:ExternalId"],
+        ext
+    );
+    assert!(onboarding.body["platform_principal"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("arn:")));
+    let view = stack.get(&d_path).await;
+    assert_eq!(view.body["aws_access_key_id"], Value::Null, "{}", view.body);
+    assert_eq!(stack.send("DELETE", &d_path, None, &[]).await.status, 204);
+
     step("saved Test Connection on a record");
     let tested = stack
         .post(
