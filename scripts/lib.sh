@@ -164,11 +164,16 @@ ensure_browser_tools() {
   if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
   CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
   FIREFOX="${FIREFOX:-$(command -v firefox-esr)}"
-  local dir="$REPO/tests/browser"
-  # npm ci when the lockfile changed since the last install (npm keeps its own copy).
+  npm_ci_when_changed tests/browser "the browser tests' npm packages"
+}
+
+# npm_ci_when_changed DIR WHAT: `npm ci` in $REPO/DIR when its lockfile changed since the
+# last install (npm keeps its own copy in node_modules/.package-lock.json).
+npm_ci_when_changed() {
+  local dir="$REPO/$1"
   if [ ! -f "$dir/node_modules/.package-lock.json" ] \
      || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing the browser tests' npm packages (tests/browser/package-lock.json)"
+    log "installing $2 ($1/package-lock.json)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
@@ -186,12 +191,7 @@ OIDC_PAGE_SCOPES="openid profile integrations"
 # ensure_oidc_provider: Node.js and the provider's npm packages as its lockfile pins them.
 ensure_oidc_provider() {
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-  local dir="$REPO/scripts/oidc-provider"
-  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
-     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing the local OpenID provider's npm packages (scripts/oidc-provider/package-lock.json)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  npm_ci_when_changed scripts/oidc-provider "the local OpenID provider's npm packages"
 }
 
 # start_oidc_provider PORT LOGFILE: the local OpenID provider on 127.0.0.1:PORT (issuer
@@ -240,13 +240,7 @@ print(b["access_token"])' "$body"
 # ensure_sts_trust_proxy: Node.js and the proxy's npm packages as its lockfile pins them.
 ensure_sts_trust_proxy() {
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-  local dir="$REPO/scripts/sts-trust-proxy"
-  # npm ci when the lockfile changed since the last install (npm keeps its own copy).
-  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
-     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    log "installing the STS trust proxy's npm packages (scripts/sts-trust-proxy/package-lock.json)"
-    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  npm_ci_when_changed scripts/sts-trust-proxy "the STS trust proxy's npm packages"
 }
 
 # start_sts_trust_proxy PORT UPSTREAM LOGFILE: the STS trust-policy proxy on
