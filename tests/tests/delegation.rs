@@ -341,7 +341,11 @@ async fn the_platform_assumes_users_roles_only_with_their_external_id() {
     let backend = bucket["backend"].as_str().unwrap();
     let key = "delegated-good/terraform.tfstate";
     assert!(backend.contains(key), "{backend}");
-    let dir = TfDir::new(backend);
+    let dir = common::terraform::Workdir::new(
+        backend,
+        "resource \"terraform_data\" \"demo\" {\n  input = \"delegated\"\n}\n",
+        &auth_url(),
+    );
     for args in [
         &[
             "init",
@@ -351,7 +355,7 @@ async fn the_platform_assumes_users_roles_only_with_their_external_id() {
         ][..],
         &["apply", "-auto-approve", "-input=false", "-no-color"],
     ] {
-        let o = terraform(&dir.0, args, &session).await;
+        let o = terraform(dir.path(), args, &session).await;
         assert!(
             o.status.success(),
             "terraform {}: {}{}",
@@ -399,55 +403,15 @@ async fn role_s3(session: &integrations_core::ports::AwsCredentials) -> aws_sdk_
     aws_sdk_s3::Client::from_conf(integrations_core::aws::s3_config(&sdk).build())
 }
 
-/// A Terraform working directory with the backend block exactly as the API returned it;
-/// only the local endpoint settings come from a partial configuration file. Removed on
-/// drop.
-struct TfDir(std::path::PathBuf);
-
-impl TfDir {
-    fn new(backend: &str) -> Self {
-        let dir = std::env::temp_dir().join(unique("ik-tf-delegated"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let main = format!(
-            "{backend}\nresource \"terraform_data\" \"demo\" {{\n  input = \"delegated\"\n}}\n"
-        );
-        std::fs::write(dir.join("main.tf"), main).unwrap();
-        let endpoint = auth_url();
-        std::fs::write(
-            dir.join("local.s3.tfbackend"),
-            format!(
-                r#"endpoints = {{ s3 = "{endpoint}", sts = "{endpoint}" }}
-use_path_style              = true
-skip_credentials_validation = true
-skip_requesting_account_id  = true
-skip_metadata_api_check     = true
-skip_region_validation      = true
-"#
-            ),
-        )
-        .unwrap();
-        TfDir(dir)
-    }
-}
-
-impl Drop for TfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs terraform in `dir` with the role session's credentials, offline (terraform_data
-/// needs no provider download), on a blocking thread (the workspace's tokio has no
-/// `process` feature).
+/// Runs terraform in `dir` with the role session's credentials, as the platform would
+/// hand them to Terraform.
 async fn terraform(
     dir: &std::path::Path,
     args: &[&str],
     session: &integrations_core::ports::AwsCredentials,
 ) -> std::process::Output {
     use secrecy::ExposeSecret;
-    let dir = dir.to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env = [
+    let credentials = vec![
         ("AWS_ACCESS_KEY_ID", session.access_key_id.clone()),
         (
             "AWS_SECRET_ACCESS_KEY",
@@ -462,21 +426,7 @@ async fn terraform(
                 .unwrap_or_default(),
         ),
     ];
-    tokio::task::spawn_blocking(move || {
-        Command::new(std::env::var("TERRAFORM").unwrap_or_else(|_| "terraform".into()))
-            .args(&args)
-            .current_dir(&dir)
-            .envs(env)
-            .env("AWS_REGION", "us-east-1")
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("TF_CLI_CONFIG_FILE", "/dev/null")
-            .env("CHECKPOINT_DISABLE", "1")
-            .output()
-            .expect("terraform is on the machine image (TERRAFORM may name another binary)")
-    })
-    .await
-    .expect("the terraform thread")
+    common::terraform::run(dir, args, credentials).await
 }
 
 #[tokio::test]

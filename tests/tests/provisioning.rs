@@ -628,33 +628,13 @@ async fn failures_in_the_users_account_are_recorded_with_actionable_reasons() {
     assert!(!logs_contain(&assumer.secret));
 }
 
-/// Runs terraform in `dir` with the integration's keys, offline (no provider download).
-/// On a blocking thread: the workspace's tokio has no `process` feature (nothing deployed
-/// spawns processes), and a test-only feature would make the test build differ from the
-/// local API's.
+/// Runs terraform in `dir` with the integration's keys.
 async fn terraform(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let (dir, args) = (
-        dir.to_path_buf(),
-        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-    );
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(
-            std::env::var("TERRAFORM").unwrap_or_else(|_| "terraform".into()),
-        )
-        .args(&args)
-        .current_dir(&dir)
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("TF_IN_AUTOMATION", "1")
-        .env("TF_INPUT", "0")
-        .env("TF_CLI_CONFIG_FILE", "/dev/null")
-        .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .expect("terraform is on the machine image (TERRAFORM may name another binary)")
-    })
-    .await
-    .expect("the terraform thread")
+    let keys = vec![
+        ("AWS_ACCESS_KEY_ID", KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_owned()),
+    ];
+    common::terraform::run(dir, args, keys).await
 }
 
 fn text(o: &std::process::Output) -> String {
@@ -665,13 +645,10 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// A Terraform working directory using the backend block exactly as the API returned it;
-/// only the local endpoint settings come from a partial configuration file.
-fn workdir(backend: &str, input: &str, sleep_secs: u32) -> tempdir::Dir {
-    let dir = tempdir::Dir::new();
-    let main = format!(
-        r#"{backend}
-resource "terraform_data" "demo" {{
+/// A Terraform working directory whose resource runs `sleep_secs` when `input` changes.
+fn workdir(backend: &str, input: &str, sleep_secs: u32) -> common::terraform::Workdir {
+    let resources = format!(
+        r#"resource "terraform_data" "demo" {{
   input            = "{input}"
   triggers_replace = "{input}" # a new input re-creates it, so the provisioner runs
   provisioner "local-exec" {{
@@ -680,41 +657,7 @@ resource "terraform_data" "demo" {{
 }}
 "#
     );
-    std::fs::write(dir.path().join("main.tf"), main).unwrap();
-    let endpoint = moto_url();
-    std::fs::write(
-        dir.path().join("local.s3.tfbackend"),
-        format!(
-            r#"endpoints = {{ s3 = "{endpoint}", sts = "{endpoint}" }}
-use_path_style              = true
-skip_credentials_validation = true
-skip_requesting_account_id  = true
-skip_metadata_api_check     = true
-skip_region_validation      = true
-"#
-        ),
-    )
-    .unwrap();
-    dir
-}
-
-mod tempdir {
-    pub struct Dir(std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(super::unique("ik-tf"));
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-        pub fn path(&self) -> &std::path::Path {
-            &self.0
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    common::terraform::Workdir::new(backend, &resources, &moto_url())
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 pub mod faults;
 pub mod iam;
+pub mod terraform;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
