@@ -10,7 +10,7 @@ use lambda_http::{service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Only this function's use case: the binary links only the clients it uses.
-    let deps = &wiring::integrations_from_env(&aws::load_config().await)?;
+    let deps = &wiring::integrations_from_env(&aws::load_config())?;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(http::create::handle(deps, req).await)
     }))

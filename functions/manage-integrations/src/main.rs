@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     // Only this function's use case: the binary links only the clients it uses. Onboarding's
     // settings (PLATFORM_PRINCIPAL_ARN, DELEGATION_TEMPLATE_URL) are read here, once.
-    let deps = &wiring::manage_from_env(&aws::load_config().await)?;
+    let deps = &wiring::manage_from_env(&aws::load_config())?;
     // The setup page's sign-in settings, read once here rather than on its first request.
     http::setup_page::init();
     lambda_http::run(service_fn(move |req: Request| async move {

@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     telemetry::init();
     // Only this function's use case: the binary links only the clients it uses.
-    let provisioner = &wiring::provisioner_from_env(&aws::load_config().await)?;
+    let provisioner = &wiring::provisioner_from_env(&aws::load_config())?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         events::provision_bucket::handle(provisioner, event.payload)
             .await

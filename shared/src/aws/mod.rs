@@ -1,5 +1,6 @@
 //! AWS SDK adapters for the ports, and the one SDK configuration they share.
 
+pub mod config;
 pub mod customer;
 pub mod dynamo;
 pub mod kms;
@@ -10,7 +11,7 @@ pub mod s3admin;
 use crate::error::{Dependency, Error};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -77,15 +78,16 @@ impl HttpClient for OnFirstUse {
     }
 }
 
-/// Loads the standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, ...)
-/// once per process, so the same binary runs against AWS, moto or LocalStack.
-pub async fn load_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+/// The standard AWS configuration from the environment (region, credentials,
+/// `AWS_ENDPOINT_URL`, ...: [`config`]), read once per process, so the same binary runs
+/// against AWS, moto or LocalStack.
+pub fn load_config() -> SdkConfig {
+    config::Environment::from_process()
+        .sdk_config()
         .http_client(http_client())
         .timeout_config(service_timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
+        .build()
 }
 
 /// S3 needs path-style addressing behind a plain `host:port` endpoint (moto, LocalStack).

@@ -27,7 +27,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repair = std::env::args().any(|a| a == "--repair");
     let backfill = std::env::args().any(|a| a == "--backfill");
     let table = integrations_core::wiring::env("TABLE_NAME")?;
-    let sdk = integrations_core::aws::load_config().await;
+    // An operator's tool, run from a laptop: the SDK's full loader, so a profile
+    // (`AWS_PROFILE`, SSO) works; the functions read the environment only.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(integrations_core::aws::http_client())
+        .timeout_config(integrations_core::aws::service_timeouts())
+        .load()
+        .await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
     if backfill {
         let page = match arg_after("--page") {

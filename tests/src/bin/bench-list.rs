@@ -913,7 +913,7 @@ async fn main() -> Result<(), BoxError> {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"),
     );
 
-    let sdk = integrations_core::aws::load_config().await;
+    let sdk = integrations_core::aws::load_config();
     let bench = Bench {
         tenant: Caller::user(TENANT, vec![GroupName::parse(TENANT_GROUP)?]),
         admin: Caller::admin("bench-admin", vec![]),

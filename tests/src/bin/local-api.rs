@@ -114,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let table = var("TABLE_NAME", "infrakitchen-integrations");
     let key = var("KMS_KEY_ID", "alias/infrakitchen-integrations");
 
-    let sdk = integrations_core::aws::load_config().await;
+    let sdk = integrations_core::aws::load_config();
     let stack = bootstrap::ensure(&sdk, &table, &key).await?;
     let Some(jwt) = jwt else {
         // --bootstrap-only, for runs whose functions live elsewhere (sam local invoke): the
