@@ -189,6 +189,16 @@ def run(sam):
         swept,
     )
 
+    health = sam.invoke("HealthCheckFunction", "health-check.schedule.json")
+    check(
+        {"checked", "ok", "failing", "buckets_checked", "buckets_repaired", "remaining"} <= set(health)
+        and health["errors"] == 0
+        and health["checked"] >= 1
+        and health["buckets_checked"] >= 1,
+        "health check: the schedule's run tested the integration and read its ready bucket",
+        health,
+    )
+
     history = sam.invoke("ManageIntegrationsFunction", "manage-integrations.history.json", iid)
     actions = [e.get("action") for e in (body(history) or {}).get("events") or []]
     check(

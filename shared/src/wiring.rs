@@ -2,11 +2,13 @@
 //! configuration and the function's environment. The Lambda functions and the local
 //! stack both build through here, so they run the same wiring.
 
-use crate::app::connection::ConnectionTester;
+use crate::app::connection::{ConnectionTester, MAX_SIMULATED_ACTIONS};
+use crate::app::health::{HealthCheck, HealthSettings};
 use crate::app::integrations::Integrations;
 use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::app::provisioning::{Provisioner, Settings};
 use crate::app::test_connection::TestConnection;
+use crate::aws::iam::IamInspector;
 use crate::aws::kms::{KmsKeyDeriver, KmsSealer};
 use crate::aws::platform::PlatformAccount;
 use crate::aws::{customer::CustomerAccount, dynamo::DynamoStore};
@@ -153,6 +155,7 @@ pub struct Services {
     pub manage: Manage,
     pub test_connection: TestConnection,
     pub provisioner: Provisioner,
+    pub health: HealthCheck,
 }
 
 // Each function builds only the use case it serves, so its binary links only the SDK
@@ -209,10 +212,53 @@ fn test_connection_on(
     account: Arc<CustomerAccount>,
     platform: Arc<PlatformAccount>,
 ) -> TestConnection {
+    // IAM with the user's credentials, over the same configuration as its STS and S3.
+    let iam = Arc::new(IamInspector::new(account.config()));
     TestConnection {
         integrations,
-        tester: ConnectionTester::new(account.clone(), account).with_platform(platform),
+        tester: ConnectionTester::new(account.clone(), account)
+            .with_platform(platform)
+            .with_key_inspector(iam)
+            .with_simulated_actions(simulated_actions()),
     }
+}
+
+/// `HYGIENE_SIMULATE_ACTIONS`: IAM actions (`service:Action`, comma-separated, at most
+/// [`MAX_SIMULATED_ACTIONS`]) Test Connection asks IAM's policy simulator about on any
+/// resource, besides the state bucket's. Unset or empty: none. An entry that is not an
+/// action is left out and logged (it could never be granted).
+pub fn simulated_actions() -> Vec<String> {
+    let raw = std::env::var("HYGIENE_SIMULATE_ACTIONS").unwrap_or_default();
+    let (actions, refused) = parse_actions(&raw);
+    if !refused.is_empty() {
+        tracing::warn!(
+            ?refused,
+            "HYGIENE_SIMULATE_ACTIONS: left out what is not an IAM action (service:Action), or \
+             beyond the first {MAX_SIMULATED_ACTIONS}"
+        );
+    }
+    actions
+}
+
+/// The actions, and the entries left out.
+fn parse_actions(raw: &str) -> (Vec<String>, Vec<String>) {
+    let word = |w: &str, wild: bool| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (wild && c == '*'))
+    };
+    let (mut actions, mut refused): (Vec<String>, Vec<String>) = (vec![], vec![]);
+    for a in raw.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let valid = a
+            .split_once(':')
+            .is_some_and(|(service, action)| word(service, false) && word(action, true));
+        if !valid || actions.len() >= MAX_SIMULATED_ACTIONS {
+            refused.push(a.to_owned());
+        } else if !actions.iter().any(|o| o == a) {
+            actions.push(a.to_owned());
+        }
+    }
+    (actions, refused)
 }
 
 fn provisioner_on(
@@ -250,12 +296,17 @@ impl Services {
             customer,
             config.platform_role_arn.clone(),
         ));
+        let test_connection =
+            test_connection_on(integrations.clone(), account.clone(), platform.clone());
         Ok(Services {
-            test_connection: test_connection_on(
-                integrations.clone(),
+            health: health_on(
+                &test_connection,
+                store.clone(),
                 account.clone(),
                 platform.clone(),
+                health_settings(&config.provisioning)?,
             ),
+            test_connection,
             provisioner: provisioner_on(integrations.clone(), store, account, platform, config),
             manage: Manage {
                 integrations: integrations.clone(),
@@ -324,6 +375,73 @@ pub fn provisioner_from_env(sdk: &SdkConfig) -> Result<Provisioner, String> {
     ))
 }
 
+/// The health-check function's use case: Test Connection's tester, the health queue and
+/// the bucket inspector (see [`integrations_from_env`]).
+pub fn health_check_from_env(sdk: &SdkConfig) -> Result<HealthCheck, String> {
+    let config = Config::from_env()?;
+    let store = store(sdk, &config);
+    let integrations = integrations_on(store.clone(), sdk, &config);
+    let account = Arc::new(CustomerAccount::new(sdk));
+    let platform = Arc::new(PlatformAccount::new(sdk, config.platform_role_arn.clone()));
+    let test_connection = test_connection_on(integrations, account.clone(), platform.clone());
+    Ok(health_on(
+        &test_connection,
+        store,
+        account,
+        platform,
+        health_settings(&config.provisioning)?,
+    ))
+}
+
+fn health_on(
+    test_connection: &TestConnection,
+    store: Arc<DynamoStore>,
+    account: Arc<CustomerAccount>,
+    platform: Arc<PlatformAccount>,
+    settings: HealthSettings,
+) -> HealthCheck {
+    HealthCheck::new(
+        test_connection.integrations.clone(),
+        store.clone(),
+        store,
+        test_connection.tester.clone(),
+        account.clone(),
+        Some(platform),
+        account,
+        settings,
+    )
+}
+
+/// `HEALTH_CHECK_BUDGET_SECONDS` (600), `HEALTH_CHECK_CONCURRENCY` (8),
+/// `HEALTH_CHECK_MIN_INTERVAL_SECONDS` (72000: 20 h), with the state bucket's settings
+/// from provisioning's.
+pub fn health_settings(provisioning: &Settings) -> Result<HealthSettings, String> {
+    let d = HealthSettings::default();
+    let num = |name: &str, default: u64, min: u64| -> Result<u64, String> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| format!("{name} must be a whole number of at least {min}")),
+            _ => Ok(default),
+        }
+    };
+    Ok(HealthSettings {
+        budget: Duration::from_secs(num("HEALTH_CHECK_BUDGET_SECONDS", d.budget.as_secs(), 1)?),
+        concurrency: num("HEALTH_CHECK_CONCURRENCY", d.concurrency as u64, 1)?.min(64) as usize,
+        min_interval: Duration::from_secs(num(
+            "HEALTH_CHECK_MIN_INTERVAL_SECONDS",
+            d.min_interval.as_secs(),
+            0,
+        )?),
+        max_checks: None,
+        noncurrent_days: provisioning.noncurrent_days,
+        kms_key_arn: provisioning.kms_key_arn.clone(),
+    })
+}
+
 /// `STATE_BUCKET_NONCURRENT_DAYS`, `STATE_BUCKET_KMS_KEY_ARN`,
 /// `PROVISION_STALE_AFTER_SECONDS`, `PROVISION_PENDING_AFTER_SECONDS` (defaults when unset).
 pub fn provisioning_settings() -> Result<Settings, String> {
@@ -353,4 +471,34 @@ pub fn provisioning_settings() -> Result<Settings, String> {
             d.pending_after.as_secs(),
         )?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_actions;
+
+    #[test]
+    fn simulated_actions_are_iam_actions() {
+        let none: Vec<String> = vec![];
+        assert_eq!(parse_actions(""), (none.clone(), none.clone()));
+        assert_eq!(
+            parse_actions(" ec2:DescribeInstances, s3:Get*,,ec2:DescribeInstances "),
+            (vec!["ec2:DescribeInstances".into(), "s3:Get*".into()], none)
+        );
+        for bad in [
+            "ec2",
+            "ec2:",
+            ":Describe",
+            "ec2:Describe Instances",
+            "e*:Describe",
+        ] {
+            assert_eq!(parse_actions(bad).1, vec![bad.to_owned()], "{bad}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("svc:Action{i}")).collect();
+        let (actions, refused) = parse_actions(&many.join(","));
+        assert_eq!(
+            (actions.len(), refused),
+            (100, vec!["svc:Action100".to_owned()])
+        );
+    }
 }

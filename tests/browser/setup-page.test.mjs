@@ -472,7 +472,7 @@ test("a user the role does not trust: the failed role step shows the policies th
   await page.click("#policies-load");
   await waitText(page, "#policies-status", "Filled in for account");
   const titles = await page.$$eval("#policies h4", (hs) => hs.map((h) => h.textContent));
-  assert.deepEqual(titles.sort(), ["The role's trust policy", "The state bucket policy", "The user's policy to assume the role"]);
+  assert.deepEqual(titles.sort(), ["The role's trust policy", "The state bucket policy", "The user's policy to assume the role", "The user's policy to inspect its own access key"]);
   await close(s);
 });
 

@@ -40,6 +40,7 @@ pub fn logical_id(function: Function) -> &'static str {
         Function::ManageIntegrations => "ManageIntegrationsFunction",
         Function::TestConnection => "TestConnectionFunction",
         Function::ProvisionBucket => "ProvisionBucketFunction",
+        Function::HealthCheck => "HealthCheckFunction",
     }
 }
 
@@ -145,6 +146,9 @@ impl Invoker {
 }
 
 async fn in_process(functions: &Functions, function: Function, payload: Value) -> Invocation {
+    if function == Function::HealthCheck {
+        return integrations_core::events::health_check::handle(&functions.health, payload).await;
+    }
     if function == Function::ProvisionBucket {
         return integrations_core::events::provision_bucket::handle(
             &functions.provisioner,

@@ -94,5 +94,10 @@ pub async fn invoke_http(
             http::test_connection::handle(&functions.test_connection, req).await
         }
         Function::ProvisionBucket => http::state_bucket::handle(&functions.provisioner, req).await,
+        // No route leads here (it has none): what API Gateway would answer.
+        Function::HealthCheck => lambda_http::Response::builder()
+            .status(404)
+            .body(lambda_http::Body::from("{\"message\":\"Not Found\"}"))
+            .unwrap_or_default(),
     }
 }

@@ -44,3 +44,24 @@ pub async fn run(invoker: Arc<Invoker>, every: Duration) {
         }
     }
 }
+
+/// Plays the health check's EventBridge schedule (template.yaml `HealthCheckSchedule`):
+/// the health-check function with the scheduled event, every `every`.
+pub async fn run_health_check(invoker: Arc<Invoker>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match invoker
+            .invoke(Function::HealthCheck, scheduled_event())
+            .await
+        {
+            Ok(report) if report["checked"] != 0 => {
+                tracing::info!(%report, "scheduled health check")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "scheduled health check failed"),
+        }
+    }
+}

@@ -113,6 +113,8 @@ async fn a_listing_reads_only_the_callers_partitions() {
                 label: label.map(str::to_owned),
                 limit,
                 after: None,
+                filter: Default::default(),
+                now: integrations_core::domain::Timestamp::now(),
             })
             .await
             .unwrap();
@@ -139,6 +141,7 @@ async fn a_listing_reads_only_the_callers_partitions() {
                     label: None,
                     limit: 4,
                     next_token: token.take(),
+                    filter: Default::default(),
                 },
             )
             .await
@@ -237,6 +240,7 @@ async fn a_table_of_the_older_layout_is_backfilled() {
                 label: None,
                 limit: 100,
                 next_token: None,
+                filter: Default::default(),
             },
         )
         .await

@@ -150,6 +150,9 @@ impl Integrations {
             create_state_bucket: form.create_state_bucket,
             state_bucket,
             last_test: None,
+            health: None,
+            key_created_at: None,
+            key_last_used_at: None,
             created_at: now.clone(),
             updated_at: now,
             created_by: who.id.clone(),
@@ -220,6 +223,7 @@ impl Integrations {
             caller: who,
             label: query.label.as_deref(),
             limit: query.limit,
+            filter: &query.filter,
         };
         let after = match &query.next_token {
             Some(t) => Some(self.keys()?.open(t, &binding).await?),
@@ -235,6 +239,8 @@ impl Integrations {
                 label: query.label.clone(),
                 limit: query.limit,
                 after,
+                filter: query.filter.clone(),
+                now: crate::domain::Timestamp::now(),
             })
             .await?;
         let next_token = match page.last.as_ref().filter(|_| page.more) {

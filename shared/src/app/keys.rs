@@ -38,6 +38,7 @@ pub struct TokenBinding<'a> {
     pub caller: &'a Caller,
     pub label: Option<&'a str>,
     pub limit: usize,
+    pub filter: &'a crate::ports::RecordFilter,
 }
 
 impl TokenBinding<'_> {
@@ -55,6 +56,13 @@ impl TokenBinding<'_> {
             None => part(b"-"),
         }
         part(self.limit.to_string().as_bytes());
+        // Only when set: tokens of unfiltered listings read as before.
+        if let Some(h) = self.filter.health {
+            part(format!("H{}", h.as_str()).as_bytes());
+        }
+        if let Some(d) = self.filter.key_older_than_days {
+            part(format!("K{d}").as_bytes());
+        }
         out
     }
 }
@@ -232,7 +240,12 @@ mod tests {
         let ann = Caller::user("ann", vec![]);
         let bob = Caller::user("bob", vec![]);
         let admin_ann = Caller::admin("ann", vec![]);
+        static NONE: crate::ports::RecordFilter = crate::ports::RecordFilter {
+            health: None,
+            key_older_than_days: None,
+        };
         let b = |c, label, limit| TokenBinding {
+            filter: &NONE,
             caller: c,
             label,
             limit,
@@ -278,6 +291,7 @@ mod tests {
         let k = keys();
         let ann = Caller::user("ann", vec![]);
         let b = TokenBinding {
+            filter: &Default::default(),
             caller: &ann,
             label: None,
             limit: 2,

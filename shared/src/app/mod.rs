@@ -2,6 +2,7 @@
 //! here knows HTTP, Lambda events or the AWS SDK.
 
 pub mod connection;
+pub mod health;
 pub mod integrations;
 pub mod keys;
 pub mod provisioning;

@@ -3,8 +3,9 @@
 
 use super::connection::{Auth, ConnectionTester, ConnectionUnderTest, Report};
 use super::integrations::Integrations;
-use crate::domain::{Caller, Credentials, NewCredentials, NewIntegration};
+use crate::domain::{Caller, Credentials, Integration, NewCredentials, NewIntegration};
 use crate::error::{Error, Result};
+use secrecy::SecretString;
 
 /// Dependencies of the test-connection function, built once per process.
 #[derive(Clone)]
@@ -49,24 +50,9 @@ impl TestConnection {
     pub async fn test_saved(&self, who: &Caller, id: &str) -> Result<Report> {
         let i = self.integrations.get(who, id).await?;
         let secret = self.integrations.secret_of(&i).await?;
-        let auth = match (&i.credentials, &secret) {
-            (Credentials::AccessKeys { key_id, .. }, Some(secret)) => Auth::Keys { key_id, secret },
-            (Credentials::AccessKeys { .. }, None) => {
-                return Err(Error::internal("an access-key record opened to no secret"))
-            }
-            (Credentials::RoleDelegation, _) => Auth::Delegated,
-        };
         let mut report = self
             .tester
-            .run(&ConnectionUnderTest {
-                aws_account_id: &i.aws_account_id,
-                auth,
-                role: i.aws_assumed_role_name.as_ref(),
-                external_id: i.aws_external_id.as_ref(),
-                session_duration: i.aws_session_duration,
-                region: &i.aws_default_region,
-                check_bucket: i.create_state_bucket,
-            })
+            .run(&saved_under_test(&i, secret.as_ref())?)
             .await;
         drop(secret);
         report.last_test = self
@@ -81,4 +67,28 @@ impl TestConnection {
         }
         Ok(report)
     }
+}
+
+/// What Test Connection tests of a saved integration: its fields, with its opened
+/// secret for access keys.
+pub fn saved_under_test<'a>(
+    i: &'a Integration,
+    secret: Option<&'a SecretString>,
+) -> Result<ConnectionUnderTest<'a>> {
+    let auth = match (&i.credentials, secret) {
+        (Credentials::AccessKeys { key_id, .. }, Some(secret)) => Auth::Keys { key_id, secret },
+        (Credentials::AccessKeys { .. }, None) => {
+            return Err(Error::internal("an access-key record opened to no secret"))
+        }
+        (Credentials::RoleDelegation, _) => Auth::Delegated,
+    };
+    Ok(ConnectionUnderTest {
+        aws_account_id: &i.aws_account_id,
+        auth,
+        role: i.aws_assumed_role_name.as_ref(),
+        external_id: i.aws_external_id.as_ref(),
+        session_duration: i.aws_session_duration,
+        region: &i.aws_default_region,
+        check_bucket: i.create_state_bucket,
+    })
 }

@@ -50,6 +50,12 @@ impl CustomerAccount {
         }
     }
 
+    /// The configuration its clients are built on (users' timeouts and retries), for
+    /// the other adapters that call users' accounts (`aws::iam`).
+    pub fn config(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
     /// [`failure`], naming a custom endpoint (a local AWS) when AWS was not reached.
     fn failure<E: ProvideErrorMetadata>(&self, err: &SdkError<E, HttpResponse>) -> AwsFailure {
         let mut f = failure(err);

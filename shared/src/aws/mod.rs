@@ -3,10 +3,12 @@
 pub mod config;
 pub mod customer;
 pub mod dynamo;
+pub mod iam;
 pub mod kms;
 pub mod permissions;
 pub mod platform;
 pub mod s3admin;
+pub mod s3drift;
 
 use crate::error::{Dependency, Error};
 use aws_config::retry::RetryConfig;

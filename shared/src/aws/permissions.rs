@@ -74,4 +74,19 @@ pub const PERMISSIONS: &[(&str, &[&str])] = &[
             "sqs:SendMessage",
         ],
     ),
+    (
+        "health-check",
+        &[
+            // The queue (the health index) and the records it names.
+            "dynamodb:Query",
+            "dynamodb:GetItem",
+            // The check's verdict and its audit events (one transaction).
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            // Opens stored secrets to test with them.
+            "kms:Decrypt",
+            // Role delegation: assumes the platform's role (`aws::platform`).
+            "sts:AssumeRole",
+        ],
+    ),
 ];

@@ -17,9 +17,9 @@ use aws_sdk_s3::Client;
 use serde_json::json;
 
 /// Days before an interrupted multipart upload of a state file is cleaned up.
-const ABORT_MULTIPART_DAYS: i32 = 7;
+pub(super) const ABORT_MULTIPART_DAYS: i32 = 7;
 
-fn build_failure(e: impl std::fmt::Display) -> AwsFailure {
+pub(super) fn build_failure(e: impl std::fmt::Display) -> AwsFailure {
     AwsFailure {
         code: Some("InvalidRequest".into()),
         message: Some(e.to_string()),
@@ -43,7 +43,11 @@ pub fn tls_only_policy(arn: &str) -> String {
     .to_string()
 }
 
-async fn versioning(s3: &Client, bucket: &BucketName, owner: &str) -> Result<(), AwsFailure> {
+pub(super) async fn versioning(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+) -> Result<(), AwsFailure> {
     s3.put_bucket_versioning()
         .bucket(bucket.as_str())
         .expected_bucket_owner(owner)
@@ -58,7 +62,7 @@ async fn versioning(s3: &Client, bucket: &BucketName, owner: &str) -> Result<(),
         .map_err(|e| failure(&e))
 }
 
-async fn encryption(
+pub(super) async fn encryption(
     s3: &Client,
     bucket: &BucketName,
     owner: &str,
@@ -93,7 +97,7 @@ async fn encryption(
         .map_err(|e| failure(&e))
 }
 
-async fn public_access_block(
+pub(super) async fn public_access_block(
     s3: &Client,
     bucket: &BucketName,
     owner: &str,
@@ -115,7 +119,11 @@ async fn public_access_block(
         .map_err(|e| failure(&e))
 }
 
-async fn ownership(s3: &Client, bucket: &BucketName, owner: &str) -> Result<(), AwsFailure> {
+pub(super) async fn ownership(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+) -> Result<(), AwsFailure> {
     let rule = OwnershipControlsRule::builder()
         .object_ownership(ObjectOwnership::BucketOwnerEnforced)
         .build()
@@ -151,14 +159,13 @@ async fn policy(
         .map_err(|e| failure(&e))
 }
 
-async fn lifecycle(
-    s3: &Client,
-    bucket: &BucketName,
-    owner: &str,
-    days: u32,
-) -> Result<(), AwsFailure> {
-    let rule = LifecycleRule::builder()
-        .id("infrakitchen-state-versions")
+/// The state bucket's lifecycle rule: old state versions expire, and interrupted
+/// uploads are cleaned up.
+pub(super) const LIFECYCLE_RULE_ID: &str = "infrakitchen-state-versions";
+
+pub(super) fn lifecycle_rule(days: u32) -> Result<LifecycleRule, AwsFailure> {
+    LifecycleRule::builder()
+        .id(LIFECYCLE_RULE_ID)
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix("").build())
         .noncurrent_version_expiration(
@@ -172,13 +179,22 @@ async fn lifecycle(
                 .build(),
         )
         .build()
-        .map_err(build_failure)?;
+        .map_err(build_failure)
+}
+
+/// Puts `rules` as the bucket's whole lifecycle configuration.
+pub(super) async fn put_lifecycle(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+    rules: Vec<LifecycleRule>,
+) -> Result<(), AwsFailure> {
     s3.put_bucket_lifecycle_configuration()
         .bucket(bucket.as_str())
         .expected_bucket_owner(owner)
         .lifecycle_configuration(
             BucketLifecycleConfiguration::builder()
-                .rules(rule)
+                .set_rules(Some(rules))
                 .build()
                 .map_err(build_failure)?,
         )
@@ -186,6 +202,15 @@ async fn lifecycle(
         .await
         .map(drop)
         .map_err(|e| failure(&e))
+}
+
+async fn lifecycle(
+    s3: &Client,
+    bucket: &BucketName,
+    owner: &str,
+    days: u32,
+) -> Result<(), AwsFailure> {
+    put_lifecycle(s3, bucket, owner, vec![lifecycle_rule(days)?]).await
 }
 
 async fn tagging(

@@ -20,6 +20,14 @@ pub enum AuditAction {
     BucketReady,
     BucketFailed,
     Deleted,
+    /// The health check found it failing (it was ok, or never checked).
+    HealthFailing,
+    /// The health check found it ok again.
+    HealthRecovered,
+    /// The health check re-applied state bucket settings that had drifted.
+    BucketRepaired,
+    /// The health check found the ready state bucket deleted or owned by another account.
+    BucketLost,
 }
 
 /// One changed field, as callers see it (`null` when absent).
@@ -56,6 +64,9 @@ const NOT_CHANGES: &[&str] = &[
     "revision",
     "last_test",
     "state_bucket",
+    "health",
+    "key_created_at",
+    "key_last_used_at",
 ];
 
 /// What the stored secret shows as in a change: never the secret, nor its ciphertext.

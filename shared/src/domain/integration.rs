@@ -2,6 +2,7 @@
 //! change requests.
 
 use super::bucket::StateBucket;
+use super::health::Health;
 use super::values::{
     AccessKeyId, AccountId, Description, ExternalId, GroupName, IntegrationId, IntegrationName,
     Label, Region, RoleName, SecretAccessKey, SessionDuration, Timestamp,
@@ -164,6 +165,14 @@ pub struct Integration {
     pub state_bucket: Option<StateBucket>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_test: Option<LastTest>,
+    /// What the scheduled health check last found (absent until its first verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Access keys only, when IAM let a test read them: the key's creation and last use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_created_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_last_used_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// The owner: the caller who created it (a JWT subject or an IAM principal's ARN).
@@ -191,6 +200,9 @@ impl Integration {
             create_state_bucket: self.create_state_bucket,
             state_bucket: self.state_bucket.as_ref(),
             last_test: self.last_test.as_ref(),
+            health: self.health.as_ref(),
+            key_created_at: self.key_created_at.as_ref().map(Timestamp::as_str),
+            key_last_used_at: self.key_last_used_at.as_ref().map(Timestamp::as_str),
             created_at: self.created_at.as_str(),
             updated_at: self.updated_at.as_str(),
             created_by: &self.created_by,
@@ -242,6 +254,9 @@ pub struct IntegrationView<'a> {
     pub create_state_bucket: bool,
     pub state_bucket: Option<&'a StateBucket>,
     pub last_test: Option<&'a LastTest>,
+    pub health: Option<&'a Health>,
+    pub key_created_at: Option<&'a str>,
+    pub key_last_used_at: Option<&'a str>,
     pub created_at: &'a str,
     pub updated_at: &'a str,
     pub created_by: &'a str,

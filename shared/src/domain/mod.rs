@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod bucket;
+pub mod health;
 pub mod integration;
 pub mod policies;
 pub mod values;
@@ -11,6 +12,7 @@ pub mod values;
 pub use access::{Caller, CallerKind, Visibility};
 pub use audit::{AuditAction, AuditEvent, Change};
 pub use bucket::{backend_block, BucketStatus, StateBucket};
+pub use health::{Health, HealthStatus, Transition, Verdict};
 pub use integration::{
     AuthKind, Credentials, Integration, IntegrationPatch, IntegrationView, LastTest, ListPosition,
     NewCredentials, NewIntegration, Sealed,

@@ -37,6 +37,44 @@ pub fn state_bucket_policy(partition: Partition, bucket: &BucketName) -> Value {
     bucket_statements(json!(arn), json!(format!("{arn}/*")))
 }
 
+/// Every (action, resource) the state bucket policy grants, read from the document
+/// itself: what Test Connection asks IAM's policy simulator about.
+pub fn state_bucket_actions(partition: Partition, bucket: &BucketName) -> Vec<(String, String)> {
+    let doc = state_bucket_policy(partition, bucket);
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let mut out = Vec::new();
+    for st in doc["Statement"].as_array().into_iter().flatten() {
+        let Some(resource) = text(&st["Resource"]) else {
+            continue;
+        };
+        let actions = match &st["Action"] {
+            Value::Array(a) => a.iter().filter_map(text).collect(),
+            one => text(one).into_iter().collect::<Vec<_>>(),
+        };
+        out.extend(actions.into_iter().map(|a| (a, resource.clone())));
+    }
+    out
+}
+
+/// The user's permission to read its own access key's facts and simulate its own
+/// policies (Test Connection's credential hygiene). `${aws:username}` makes one document
+/// fit every user of the account; a user with a path needs `user/<path>/${aws:username}`.
+pub fn key_hygiene_policy(partition: Partition, account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "InspectOwnAccessKeys",
+            "Effect": "Allow",
+            "Action": [
+                "iam:ListAccessKeys",
+                "iam:GetAccessKeyLastUsed",
+                "iam:SimulatePrincipalPolicy"
+            ],
+            "Resource": format!("arn:{}:iam::{account}:user/${{aws:username}}", partition.as_str()),
+        }]
+    })
+}
+
 /// The state bucket's statements for a bucket ARN and its objects' ARN (strings, or
 /// CloudFormation expressions that make them).
 fn bucket_statements(bucket: Value, objects: Value) -> Value {
@@ -224,6 +262,33 @@ mod tests {
         assert_eq!(
             b["Statement"][1]["Resource"],
             "arn:aws-cn:s3:::infrakitchen-1-bucket/*"
+        );
+    }
+
+    #[test]
+    fn the_simulated_actions_are_the_bucket_policys_own() {
+        let bucket = BucketName::parse("infrakitchen-1-bucket").unwrap();
+        let actions = state_bucket_actions(Partition::Aws, &bucket);
+        let on = |a: &str| {
+            actions
+                .iter()
+                .find(|(x, _)| x == a)
+                .map(|(_, r)| r.as_str())
+        };
+        assert_eq!(
+            on("s3:CreateBucket"),
+            Some("arn:aws:s3:::infrakitchen-1-bucket")
+        );
+        assert_eq!(
+            on("s3:PutObject"),
+            Some("arn:aws:s3:::infrakitchen-1-bucket/*")
+        );
+        assert_eq!(on("s3:ListAllMyBuckets"), Some("*"));
+        assert_eq!(actions.len(), 21);
+        let k = key_hygiene_policy(Partition::AwsCn, "123456789012");
+        assert_eq!(
+            k["Statement"][0]["Resource"],
+            "arn:aws-cn:iam::123456789012:user/${aws:username}"
         );
     }
 

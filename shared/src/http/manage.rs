@@ -10,7 +10,7 @@ use super::response::{json, with_etag};
 use super::routes::{dispatch_with_public, Routes};
 use super::setup_page;
 use crate::app::integrations::Integrations;
-use crate::domain::{Caller, IntegrationView, Label};
+use crate::domain::{Caller, HealthStatus, IntegrationView, Label};
 use crate::error::FieldError;
 use crate::ports::{HistoryQuery, ListQuery};
 use http::StatusCode;
@@ -145,7 +145,8 @@ fn limit(req: &Request, errors: &mut Vec<FieldError>) -> usize {
     }
 }
 
-/// `?limit=1..100&label=<label>&next_token=<token>`; every bad parameter named at once.
+/// `?limit=1..100&label=<label>&health=ok|failing&key_older_than_days=N&next_token=<token>`;
+/// every bad parameter named at once.
 fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let mut errors = Vec::new();
     let limit = limit(req, &mut errors);
@@ -157,12 +158,34 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
             None
         }
     });
+    let health = query(req, "health").and_then(|h| match HealthStatus::parse(&h) {
+        Ok(h) => Some(h),
+        Err(m) => {
+            errors.push(FieldError::new("health", m));
+            None
+        }
+    });
+    let key_older_than_days =
+        query(req, "key_older_than_days").and_then(|d| match d.parse::<u32>() {
+            Ok(n) if (1..=3650).contains(&n) => Some(n),
+            _ => {
+                errors.push(FieldError::new(
+                    "key_older_than_days",
+                    "must be a whole number of days from 1 to 3650",
+                ));
+                None
+            }
+        });
     if !errors.is_empty() {
         return Err(crate::error::Error::Validation(errors).into());
     }
     Ok(ListQuery {
         label,
         limit,
+        filter: crate::ports::RecordFilter {
+            health,
+            key_older_than_days,
+        },
         // `?next_token=` (empty) is the first page, as if absent.
         next_token: query(req, "next_token").filter(|t| !t.is_empty()),
     })

@@ -18,14 +18,17 @@ pub enum Function {
     ManageIntegrations,
     TestConnection,
     ProvisionBucket,
+    /// No route: its EventBridge schedule runs it.
+    HealthCheck,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [
+    pub const ALL: [Function; 5] = [
         Function::CreateIntegration,
         Function::ManageIntegrations,
         Function::TestConnection,
         Function::ProvisionBucket,
+        Function::HealthCheck,
     ];
 
     pub fn binary(self) -> &'static str {
@@ -34,6 +37,7 @@ impl Function {
             Function::ManageIntegrations => "manage-integrations",
             Function::TestConnection => "test-connection",
             Function::ProvisionBucket => "provision-bucket",
+            Function::HealthCheck => "health-check",
         }
     }
 
@@ -93,7 +97,13 @@ const fn page(key: &'static str, function: Function) -> Route {
 }
 
 /// The list's parameters (read in `manage::list_query`).
-pub const LIST_QUERY: &[&str] = &["label", "limit", "next_token"];
+pub const LIST_QUERY: &[&str] = &[
+    "label",
+    "limit",
+    "next_token",
+    "health",
+    "key_older_than_days",
+];
 /// The audit trail's parameters (read in `manage::history`).
 pub const HISTORY_QUERY: &[&str] = &["limit", "next_token"];
 /// The setup guide's values (read in `setup_policies::inputs`).

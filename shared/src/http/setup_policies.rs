@@ -126,6 +126,16 @@ fn documents(i: &Inputs) -> serde_json::Value {
         "state_bucket_policy".into(),
         policies::state_bucket_policy(i.partition, &i.bucket),
     );
+    // The keys' user: in the user ARN's account when given (it may be another account).
+    let user_account = i
+        .role
+        .as_ref()
+        .and_then(|(_, user)| user.as_str().split(':').nth(4))
+        .unwrap_or(i.account.as_str());
+    policies.insert(
+        "key_hygiene_policy".into(),
+        policies::key_hygiene_policy(i.partition, user_account),
+    );
     body["policies"] = serde_json::Value::Object(policies);
     body
 }

@@ -3,13 +3,15 @@
 
 use crate::domain::Visibility;
 use crate::domain::{AccountId, BucketName, IntegrationId, ListPosition, Region, Timestamp};
-use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, Sealed, StateBucket};
+use crate::domain::{AuditEvent, BucketStatus, Health, Integration, LastTest, Sealed, StateBucket};
 use crate::error::Result;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
 mod aws_failure;
 pub use aws_failure::{AwsFailure, FailureKind, NoAnswer, THROTTLED};
+mod key_facts;
+pub use key_facts::{AccessKeyInspector, ActionOn, Denial, KeyLastUse};
 
 /// Binds a ciphertext to the integration it belongs to (KMS encryption context), so a
 /// ciphertext copied onto another record cannot be decrypted there.
@@ -87,6 +89,36 @@ pub struct ListQuery {
     pub label: Option<String>,
     pub limit: usize,
     pub next_token: Option<String>,
+    pub filter: RecordFilter,
+}
+
+/// What a listing keeps of the records it reads (of the caller's own, already): their
+/// health, or keys older than some days. Unknown (never checked, key age never read)
+/// matches neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    pub health: Option<crate::domain::HealthStatus>,
+    pub key_older_than_days: Option<u32>,
+}
+
+impl RecordFilter {
+    pub fn is_empty(&self) -> bool {
+        self.health.is_none() && self.key_older_than_days.is_none()
+    }
+
+    /// Does `i` match, `now` being the listing's time?
+    pub fn admits(&self, i: &Integration, now: &Timestamp) -> bool {
+        let health = self
+            .health
+            .is_none_or(|h| i.health.as_ref().is_some_and(|x| x.status == h));
+        let old = self.key_older_than_days.is_none_or(|days| {
+            let cutoff = now.instant() - time::Duration::days(i64::from(days));
+            i.key_created_at
+                .as_ref()
+                .is_some_and(|c| c.instant() < cutoff)
+        });
+        health && old
+    }
 }
 
 /// A listing as the store runs it: what the caller may see (the store reads only that
@@ -97,6 +129,9 @@ pub struct ViewQuery {
     pub label: Option<String>,
     pub limit: usize,
     pub after: Option<ListPosition>,
+    /// Kept after the records are read (see [`RecordFilter`]), with the listing's time.
+    pub filter: RecordFilter,
+    pub now: Timestamp,
 }
 
 /// At most `limit` items; `more` when at least one more match exists after them.
@@ -196,6 +231,47 @@ pub trait IntegrationStore: Send + Sync {
         changed_before: &Timestamp,
         limit: usize,
     ) -> Result<Vec<String>>;
+}
+
+/// What one health check writes to a record.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthUpdate<'a> {
+    /// The verdict; `None` when the check reached none (AWS could not be reached): only
+    /// the record's place in the queue moves.
+    pub health: Option<&'a Health>,
+    /// The test the check ran, when its outcome says something about the setup.
+    pub last_test: Option<&'a LastTest>,
+    /// A ready bucket the check found deleted or taken over (now `failed`, with why).
+    pub bucket: Option<&'a StateBucket>,
+    /// When this run took the record up: its new place in the queue.
+    pub taken_at: &'a Timestamp,
+    /// The place it was taken from ([`HealthDue::queued_at`]): the write holds only
+    /// while it is still there, so two overlapping runs never both record a check.
+    pub seen: &'a str,
+}
+
+/// An integration due for a health check, and its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HealthDue {
+    /// When it was last taken up (a fixed-width timestamp; the earliest for never).
+    pub queued_at: String,
+    pub id: String,
+}
+
+/// The health check's queue, apart from [`IntegrationStore`]: only the health-check
+/// function links it.
+#[async_trait]
+pub trait HealthQueue: Send + Sync {
+    /// Integrations last taken up before `before` (never-checked first), least recently
+    /// checked first, at most `limit`.
+    async fn health_due(&self, before: &Timestamp, limit: usize) -> Result<Vec<HealthDue>>;
+    /// Records a check (see [`HealthUpdate`]) with its audit events, in one write.
+    async fn record_health(
+        &self,
+        id: &str,
+        update: HealthUpdate<'_>,
+        audit: &[AuditEvent],
+    ) -> Result<WriteOutcome>;
 }
 
 /// Listing, apart from [`IntegrationStore`]: only the functions that list link it (the
@@ -369,4 +445,76 @@ pub trait BucketAdmin: Send + Sync {
         bucket: &BucketName,
         spec: &Hardening,
     ) -> Vec<(&'static str, AwsFailure)>;
+}
+
+/// One hardening setting of a state bucket, as the health check compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Setting {
+    Versioning,
+    Encryption,
+    PublicAccessBlock,
+    OwnershipControls,
+    TlsOnlyPolicy,
+    Lifecycle,
+}
+
+impl Setting {
+    pub const ALL: [Setting; 6] = [
+        Setting::Versioning,
+        Setting::Encryption,
+        Setting::PublicAccessBlock,
+        Setting::OwnershipControls,
+        Setting::TlsOnlyPolicy,
+        Setting::Lifecycle,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Setting::Versioning => "versioning",
+            Setting::Encryption => "default encryption",
+            Setting::PublicAccessBlock => "public access block",
+            Setting::OwnershipControls => "ownership controls",
+            Setting::TlsOnlyPolicy => "TLS-only bucket policy",
+            Setting::Lifecycle => "lifecycle rule",
+        }
+    }
+}
+
+/// What the health check found of a ready state bucket.
+#[derive(Debug, Clone)]
+pub enum BucketCheck {
+    /// S3 says it does not exist (deleted outside the platform).
+    Missing,
+    /// The account does not own it (or may not even see it): never re-created or changed.
+    NotOwned,
+    /// It is there and the account's: the settings that drifted, and those that could
+    /// not be read (with why).
+    Present {
+        drifted: Vec<Setting>,
+        unreadable: Vec<(Setting, AwsFailure)>,
+    },
+}
+
+/// Reading a state bucket's hardening and re-applying what drifted, with a user's
+/// credentials; apart from [`BucketAdmin`], so only the health check links it.
+#[async_trait]
+pub trait BucketInspector: Send + Sync {
+    /// Every setting read at once, each with `spec.expected_owner` as the expected owner.
+    async fn inspect(
+        &self,
+        creds: &AwsCredentials,
+        region: &Region,
+        bucket: &BucketName,
+        spec: &Hardening,
+    ) -> std::result::Result<BucketCheck, AwsFailure>;
+    /// Re-applies `settings` (keeping the bucket's other policy statements and lifecycle
+    /// rules); returns the ones that failed.
+    async fn repair(
+        &self,
+        creds: &AwsCredentials,
+        region: &Region,
+        bucket: &BucketName,
+        spec: &Hardening,
+        settings: &[Setting],
+    ) -> Vec<(Setting, AwsFailure)>;
 }

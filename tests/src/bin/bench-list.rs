@@ -338,6 +338,7 @@ impl Bench {
             .list(
                 self.caller(c.who),
                 ListQuery {
+                    filter: Default::default(),
                     label: c.label.map(str::to_owned),
                     limit: c.limit,
                     next_token: None,
@@ -366,6 +367,8 @@ impl Bench {
         let page = t
             .store
             .list(&ViewQuery {
+                filter: Default::default(),
+                now: integrations_core::domain::Timestamp::now(),
                 visible_to: visible,
                 label: c.label.map(str::to_owned),
                 limit: c.limit,
@@ -419,6 +422,7 @@ impl Bench {
             .list(
                 self.caller(c.who),
                 ListQuery {
+                    filter: Default::default(),
                     label: c.label.map(str::to_owned),
                     limit: c.limit,
                     next_token: token.clone(),

@@ -174,6 +174,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         invoker.clone(),
         std::time::Duration::from_secs(sweep_every),
     ));
+    // Plays the health check's schedule (template.yaml: daily); here every 5 minutes, and
+    // each integration is re-tested at most every HEALTH_CHECK_MIN_INTERVAL_SECONDS.
+    let health_every = var("LOCAL_HEALTH_CHECK_INTERVAL_SECONDS", "300")
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or("LOCAL_HEALTH_CHECK_INTERVAL_SECONDS must be a positive whole number")?;
+    tokio::spawn(local_harness::schedule::run_health_check(
+        invoker.clone(),
+        std::time::Duration::from_secs(health_every),
+    ));
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let endpoint = |service: &str| {

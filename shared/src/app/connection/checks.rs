@@ -64,6 +64,30 @@ pub(super) fn credentials(
     found: &mut Findings,
 ) -> Option<CallerIdentity> {
     match res {
+        Ok(id) if super::is_root_arn(&id.arn) => {
+            // Nothing limits the root user: its keys are refused, and the later steps
+            // still run (the keys work), so the report shows all there is to fix.
+            found.steps.push(failed(
+                "credentials",
+                ms,
+                format!(
+                    "access key {} belongs to the root user of account {} ({}), not to an \
+                     IAM user",
+                    key_id.masked(),
+                    id.account,
+                    id.arn
+                ),
+                None,
+                "Root user access keys cannot be limited by any IAM policy, and AWS advises \
+                 never to create them. Create an IAM user with only the permissions the \
+                 platform needs (or use role delegation, which stores no key at all), use its \
+                 access key here, then delete the root user's access key (account menu > \
+                 Security credentials > Access keys)."
+                    .into(),
+            ));
+            found.caller_arn = Some(id.arn.clone());
+            Some(id)
+        }
         Ok(id) => {
             let detail = format!("authenticated as {}", id.arn);
             found.steps.push(passed("credentials", ms, detail));

@@ -4,19 +4,27 @@
 //! not be reached (or answered with its own failure), the report says so and blames
 //! nothing on the user: its outcome is `unreachable`, not `failed`.
 //!
-//! `checks` holds the steps, `steps` how a step's result is written.
+//! `checks` holds the steps, `steps` how a step's result is written, `hygiene` the
+//! access key's own facts and the policy simulation (warnings, never failures).
 
 mod bucket;
 mod checks;
 mod delegation;
+mod hygiene;
 mod steps;
+
+pub use hygiene::{is_root_arn, KEY_MAX_AGE_DAYS, KEY_UNUSED_DAYS, MAX_SIMULATED_ACTIONS};
 
 use crate::domain::{
     AccessKeyId, AccountId, BucketName, ExternalId, LastTest, Region, RoleName, SessionDuration,
+    Timestamp,
 };
-use crate::ports::{AssumeRole, AwsCredentials, AwsIdentity, BucketAccess, PlatformPrincipal};
+use crate::ports::{
+    AccessKeyInspector, AssumeRole, AwsCredentials, AwsIdentity, BucketAccess, CallerIdentity,
+    PlatformPrincipal,
+};
 use secrecy::SecretString;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +105,44 @@ impl Outcome {
     }
 }
 
+/// What a warning is about; stable, for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    /// The access key is older than [`KEY_MAX_AGE_DAYS`]: rotate it.
+    KeyAge,
+    /// No use of the key for [`KEY_UNUSED_DAYS`] (or never, that long after its creation).
+    KeyUnused,
+    /// IAM could not tell the key's age or last use (`permission` names the refused one).
+    KeyFactsUnavailable,
+    /// The policy simulation denies actions the platform needs (`denied_actions`).
+    PermissionsDenied,
+    /// The policy simulation could not run (refused, or not answered).
+    PermissionsUnchecked,
+}
+
+/// Something worth fixing that does not fail the test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: WarningCode,
+    pub message: String,
+    /// The IAM action that, allowed, would let the test check this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    /// The actions the policy simulation denied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denied_actions: Vec<String>,
+}
+
+/// What IAM says about the access key under test, as far as it could be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyFacts {
+    pub created_at: Option<Timestamp>,
+    /// `None`: IAM has no record of a use (or could not be asked).
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_service: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `outcome == passed`.
@@ -112,6 +158,13 @@ pub struct Report {
     pub proves: Vec<String>,
     /// What no step tests, so a pass is not read as more than it is.
     pub does_not_prove: Vec<String>,
+    /// Findings that do not fail the test (access keys only): the key's age and last
+    /// use, and the permissions the platform needs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    /// The access key's creation and last use, when IAM told them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<AccessKeyFacts>,
     /// Saved integrations only: what was recorded (absent when nothing was).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_test: Option<LastTest>,
@@ -154,6 +207,12 @@ pub struct ConnectionTester {
     budget: Duration,
     /// The first wait before a denied delegated AssumeRole is tried again (doubling).
     retry_base: Duration,
+    /// IAM with the keys under test (credential hygiene); without it no key check runs.
+    inspector: Option<Arc<dyn AccessKeyInspector>>,
+    /// Actions asked of the policy simulator on any resource, besides the state bucket's.
+    simulate_actions: Arc<[String]>,
+    /// Now, for the key's age (tests fix it).
+    clock: fn() -> Timestamp,
 }
 
 /// Calls of a delegated AssumeRole at most (waits 1 + 2 + 4 s between them by default).
@@ -167,6 +226,8 @@ struct Findings {
     caller_arn: Option<String>,
     assumed_role_arn: Option<String>,
     state_bucket: Option<BucketReport>,
+    warnings: Vec<Warning>,
+    access_key: Option<AccessKeyFacts>,
 }
 
 impl ConnectionTester {
@@ -177,7 +238,23 @@ impl ConnectionTester {
             platform: None,
             budget: TEST_BUDGET,
             retry_base: Duration::from_secs(1),
+            inspector: None,
+            simulate_actions: Arc::from([]),
+            clock: Timestamp::now,
         }
+    }
+
+    /// Reads the access key's facts and simulates the acting principal's policies with
+    /// IAM (credential hygiene warnings).
+    pub fn with_key_inspector(mut self, inspector: Arc<dyn AccessKeyInspector>) -> Self {
+        self.inspector = Some(inspector);
+        self
+    }
+
+    /// Actions (`service:Action`) the policy simulation also asks about, on any resource.
+    pub fn with_simulated_actions(mut self, actions: Vec<String>) -> Self {
+        self.simulate_actions = actions.into();
+        self
     }
 
     pub fn with_platform(mut self, platform: Arc<dyn PlatformPrincipal>) -> Self {
@@ -203,6 +280,8 @@ impl ConnectionTester {
         }
     }
 
+    /// The keys' steps, with the access key's own facts read beside them (they need no
+    /// earlier answer, so they never add a round) and judged once the keys authenticate.
     async fn run_keys(
         &self,
         s: &ConnectionUnderTest<'_>,
@@ -216,12 +295,47 @@ impl ConnectionTester {
             secret_access_key: secret.clone(),
             session_token: None,
         };
-        let who = budget.call(self.identity.caller_identity(&user, s.region));
-        let bucket = match s.role {
+        let (caller, facts) = tokio::join!(
+            self.key_steps(&budget, s, key_id, &user, &mut found),
+            self.key_facts(&budget, &user, s.region, key_id),
+        );
+        // Facts about keys that did not authenticate are moot: dropped.
+        if let (Some(_), Some(facts)) = (caller, facts) {
+            hygiene::judge_key(facts, key_id, &(self.clock)(), &mut found);
+        }
+        found.into_report(s)
+    }
+
+    /// The steps of a test with keys; the caller's identity when the keys authenticate.
+    async fn key_steps(
+        &self,
+        budget: &Budget,
+        s: &ConnectionUnderTest<'_>,
+        key_id: &AccessKeyId,
+        user: &AwsCredentials,
+        found: &mut Findings,
+    ) -> Option<CallerIdentity> {
+        let who = budget.call(self.identity.caller_identity(user, s.region));
+        let (caller, bucket) = match s.role {
             None => {
-                let (who, bucket) = tokio::join!(who, self.bucket_check(&budget, s, &user));
-                let caller = checks::credentials(who, key_id, s, &mut found);
-                checks::account(caller.as_ref(), s, &mut found).then_some(bucket)
+                // The simulation needs the caller's ARN: it follows GetCallerIdentity,
+                // while the bucket check is still out.
+                let who_then_simulate = async {
+                    let who = who.await;
+                    let sim = match &who.0 {
+                        Ok(id) => self.simulation(budget, user, s, &id.arn).await,
+                        Err(_) => None,
+                    };
+                    (who, sim)
+                };
+                let ((who, sim), bucket) =
+                    tokio::join!(who_then_simulate, self.bucket_check(budget, s, user));
+                let caller = checks::credentials(who, key_id, s, found);
+                let ok = checks::account(caller.as_ref(), s, found);
+                if ok {
+                    hygiene::judge_simulation(sim, found);
+                }
+                (caller, ok.then_some(bucket))
             }
             Some(role) => {
                 let role_arn = role.arn(s.region.partition(), s.aws_account_id);
@@ -232,26 +346,34 @@ impl ConnectionTester {
                     duration_seconds: s.session_duration.as_secs(),
                     external_id: s.external_id.map(|e| e.as_str()),
                 };
-                let assume = budget.call(self.identity.assume_role(&user, s.region, &req));
+                let assume = budget.call(self.identity.assume_role(user, s.region, &req));
                 let (who, assumed) = tokio::join!(who, assume);
-                let caller = checks::credentials(who, key_id, s, &mut found);
-                checks::account(caller.as_ref(), s, &mut found);
-                match checks::assume_role(assumed, &role_arn, caller.as_ref(), s, &mut found) {
-                    Some(temp) => {
-                        let (id, bucket) = tokio::join!(
-                            budget.call(self.identity.caller_identity(&temp, s.region)),
-                            self.bucket_check(&budget, s, &temp),
-                        );
-                        checks::role_identity(id, s, &mut found).then_some(bucket)
-                    }
-                    None => None,
-                }
+                let caller = checks::credentials(who, key_id, s, found);
+                checks::account(caller.as_ref(), s, found);
+                let bucket =
+                    match checks::assume_role(assumed, &role_arn, caller.as_ref(), s, found) {
+                        Some(temp) => {
+                            // The role acts for the platform: its own policies are simulated.
+                            let (id, bucket, sim) = tokio::join!(
+                                budget.call(self.identity.caller_identity(&temp, s.region)),
+                                self.bucket_check(budget, s, &temp),
+                                self.simulation(budget, &temp, s, &role_arn),
+                            );
+                            let ok = checks::role_identity(id, s, found);
+                            if ok {
+                                hygiene::judge_simulation(sim, found);
+                            }
+                            ok.then_some(bucket)
+                        }
+                        None => None,
+                    };
+                (caller, bucket)
             }
         };
         if s.check_bucket {
-            checks::state_bucket(bucket.flatten(), s, &mut found);
+            checks::state_bucket(bucket.flatten(), s, found);
         }
-        found.into_report(s)
+        caller
     }
 }
 
@@ -275,6 +397,8 @@ impl Findings {
             state_bucket: self.state_bucket,
             proves: self.proves,
             does_not_prove: not_proven(s),
+            warnings: self.warnings,
+            access_key: self.access_key,
             last_test: None,
             recorded: None,
         }

@@ -1,12 +1,14 @@
-//! A user's AWS account (STS and S3) whose answers a test scripts call by call, and which
-//! records every call made to it. Unscripted calls get the answers of a healthy account
-//! where everything is allowed and the state bucket does not exist yet.
+//! A user's AWS account (STS, S3 and the IAM calls about the caller's own key) whose
+//! answers a test scripts call by call, and which records every call made to it.
+//! Unscripted calls get the answers of a healthy account where everything is allowed, the
+//! state bucket does not exist yet, and the key was created and used a day ago.
 
 use super::ACCOUNT;
-use crate::domain::{AccountId, BucketName, Region};
+use crate::domain::{AccountId, BucketName, Region, Timestamp};
 use crate::ports::{
-    AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, BucketAccess, BucketAdmin, CallerIdentity,
-    CreateBucket, Hardening, HeadBucket,
+    AccessKeyInspector, ActionOn, AssumeRole, AwsCredentials, AwsFailure, AwsIdentity,
+    BucketAccess, BucketAdmin, CallerIdentity, CreateBucket, Denial, Hardening, HeadBucket,
+    KeyLastUse,
 };
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
@@ -53,6 +55,17 @@ pub(crate) enum Call {
         noncurrent_days: u32,
         tags: Vec<(String, String)>,
     },
+    KeyCreated {
+        key_id: String,
+    },
+    KeyLastUsed {
+        key_id: String,
+    },
+    Simulate {
+        key_id: String,
+        principal_arn: String,
+        checks: Vec<ActionOn>,
+    },
 }
 
 impl Call {
@@ -66,6 +79,9 @@ impl Call {
             Call::CreateBucket { .. } => "CreateBucket",
             Call::OwnedBy { .. } => "HeadBucket(ExpectedBucketOwner)",
             Call::Harden { .. } => "Harden",
+            Call::KeyCreated { .. } => "ListAccessKeys",
+            Call::KeyLastUsed { .. } => "GetAccessKeyLastUsed",
+            Call::Simulate { .. } => "SimulatePrincipalPolicy",
         }
     }
 }
@@ -82,6 +98,9 @@ struct Script {
     create_bucket: Answer<CreateBucket>,
     owned_by: Answer<bool>,
     harden: VecDeque<Vec<(&'static str, AwsFailure)>>,
+    key_created: Answer<Option<Timestamp>>,
+    key_last_used: Answer<KeyLastUse>,
+    simulate: Answer<Vec<Denial>>,
 }
 
 #[derive(Default)]
@@ -139,6 +158,16 @@ impl FakeAccount {
     /// The settings that fail, by S3 operation, for the next `harden`.
     pub(crate) fn answer_harden(&self, failures: Vec<(&'static str, AwsFailure)>) {
         lock(&self.script).harden.push_back(failures);
+    }
+
+    pub(crate) fn answer_key_created(&self, a: Result<Option<Timestamp>, AwsFailure>) {
+        lock(&self.script).key_created.push_back(a);
+    }
+    pub(crate) fn answer_key_last_used(&self, a: Result<KeyLastUse, AwsFailure>) {
+        lock(&self.script).key_last_used.push_back(a);
+    }
+    pub(crate) fn answer_simulate(&self, a: Result<Vec<Denial>, AwsFailure>) {
+        lock(&self.script).simulate.push_back(a);
     }
 
     /// Every call made so far, in order.
@@ -292,5 +321,61 @@ impl BucketAdmin for FakeAccount {
         })
         .await;
         lock(&self.script).harden.pop_front().unwrap_or_default()
+    }
+}
+
+/// A day ago: an unscripted key is young and in use.
+fn yesterday() -> Timestamp {
+    Timestamp::ago(std::time::Duration::from_secs(24 * 3600))
+}
+
+#[async_trait]
+impl AccessKeyInspector for FakeAccount {
+    async fn key_created(
+        &self,
+        _creds: &AwsCredentials,
+        _region: &Region,
+        key_id: &str,
+    ) -> Result<Option<Timestamp>, AwsFailure> {
+        self.record(Call::KeyCreated {
+            key_id: key_id.into(),
+        })
+        .await;
+        self.next(|s| &mut s.key_created)
+            .unwrap_or_else(|| Ok(Some(yesterday())))
+    }
+
+    async fn key_last_used(
+        &self,
+        _creds: &AwsCredentials,
+        _region: &Region,
+        key_id: &str,
+    ) -> Result<KeyLastUse, AwsFailure> {
+        self.record(Call::KeyLastUsed {
+            key_id: key_id.into(),
+        })
+        .await;
+        self.next(|s| &mut s.key_last_used).unwrap_or_else(|| {
+            Ok(KeyLastUse {
+                at: Some(yesterday()),
+                service: Some("sts".into()),
+            })
+        })
+    }
+
+    async fn simulate(
+        &self,
+        creds: &AwsCredentials,
+        _region: &Region,
+        principal_arn: &str,
+        checks: &[ActionOn],
+    ) -> Result<Vec<Denial>, AwsFailure> {
+        self.record(Call::Simulate {
+            key_id: creds.access_key_id.clone(),
+            principal_arn: principal_arn.into(),
+            checks: checks.to_vec(),
+        })
+        .await;
+        self.next(|s| &mut s.simulate).unwrap_or(Ok(vec![]))
     }
 }

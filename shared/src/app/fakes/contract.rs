@@ -132,6 +132,7 @@ impl Case {
         let mut token = None;
         for _ in 0..100 {
             let q = ListQuery {
+                filter: Default::default(),
                 label: label.map(str::to_owned),
                 limit,
                 next_token: token.take(),
@@ -257,6 +258,8 @@ impl Case {
         let page = self
             .store
             .list(&ViewQuery {
+                filter: Default::default(),
+                now: crate::domain::Timestamp::now(),
                 visible_to: Visibility::of(&admin),
                 label: None,
                 limit: 100,
@@ -321,6 +324,7 @@ impl Case {
             .list(
                 &ann,
                 ListQuery {
+                    filter: Default::default(),
                     label: None,
                     limit: 2,
                     next_token: None,
@@ -331,6 +335,7 @@ impl Case {
         let token = first.next_token.expect("more than 2");
         for (who, label, limit) in [(&bob, None, 2), (&ann, Some("even"), 2), (&ann, None, 3)] {
             let q = ListQuery {
+                filter: Default::default(),
                 label: label.map(str::to_owned),
                 limit,
                 next_token: Some(token.clone()),

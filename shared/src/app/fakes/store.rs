@@ -12,6 +12,7 @@ use crate::ports::{
     BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationListing,
     IntegrationStore, ViewPage, ViewQuery, WriteOutcome,
 };
+use crate::ports::{HealthDue, HealthQueue, HealthUpdate};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -28,6 +29,8 @@ pub enum Op {
     SetBucket,
     BucketsDue,
     History,
+    HealthDue,
+    RecordHealth,
 }
 
 /// Something another writer does just before an operation runs (a lost race).
@@ -43,7 +46,13 @@ pub struct Tables {
     keys: HashMap<String, (String, String)>,
     /// Audit events, written with the change they describe.
     audit: Vec<AuditEvent>,
+    /// Id -> when the health check last took it up (the `by_health_due` index key);
+    /// absent: [`NEVER`], due first.
+    health_queue: HashMap<String, String>,
 }
+
+/// The queue place of a record never checked: the store's earliest time.
+const NEVER: &str = "1970-01-01T00:00:00.000Z";
 
 impl Tables {
     /// Changes a stored record in place, as another writer would (no guard is moved).
@@ -426,6 +435,62 @@ impl IntegrationStore for MemoryStore {
 }
 
 #[async_trait]
+impl HealthQueue for MemoryStore {
+    async fn health_due(&self, before: &Timestamp, limit: usize) -> Result<Vec<HealthDue>> {
+        self.call(Op::HealthDue, |t| {
+            let mut due: Vec<HealthDue> = t
+                .records
+                .keys()
+                .map(|id| HealthDue {
+                    queued_at: t
+                        .health_queue
+                        .get(id)
+                        .map_or(NEVER, String::as_str)
+                        .to_owned(),
+                    id: id.clone(),
+                })
+                .filter(|d| d.queued_at.as_str() < before.as_str())
+                .collect();
+            due.sort();
+            due.truncate(limit.clamp(1, 1000));
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn record_health(
+        &self,
+        id: &str,
+        u: HealthUpdate<'_>,
+        audit: &[AuditEvent],
+    ) -> Result<WriteOutcome> {
+        self.call(Op::RecordHealth, |t| {
+            let seen = t.health_queue.get(id).map_or(NEVER, String::as_str);
+            if seen != u.seen {
+                return Ok(WriteOutcome::Stale);
+            }
+            let Some(record) = t.records.get_mut(id) else {
+                return Ok(WriteOutcome::Stale);
+            };
+            if let Some(h) = u.health {
+                record.health = Some(h.clone());
+            }
+            if let Some(test) = u.last_test {
+                record.last_test = Some(test.clone());
+            }
+            if let Some(b) = u.bucket {
+                record.state_bucket = Some(b.clone());
+            }
+            t.health_queue
+                .insert(id.to_owned(), u.taken_at.as_str().to_owned());
+            t.audit.extend(audit.iter().cloned());
+            Ok(WriteOutcome::Written)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl IntegrationListing for MemoryStore {
     async fn list(&self, q: &ViewQuery) -> Result<ViewPage> {
         self.call(Op::List, |t| {
@@ -438,6 +503,9 @@ impl IntegrationListing for MemoryStore {
                     let label = q.label.as_deref();
                     label.is_none_or(|l| i.labels.iter().any(|x| x == l))
                 })
+                // The record filter, applied before paging: full pages (the real store
+                // may return a short one; the contract compares what all pages hold).
+                .filter(|i| q.filter.admits(i, &q.now))
                 .map(|i| (ListPosition::of(i), i))
                 .filter(|(p, _)| q.after.as_ref().is_none_or(|a| p > a))
                 .collect();

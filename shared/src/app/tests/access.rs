@@ -26,6 +26,7 @@ fn carol() -> Caller {
 
 fn all() -> ListQuery {
     ListQuery {
+        filter: Default::default(),
         label: None,
         limit: 100,
         next_token: None,

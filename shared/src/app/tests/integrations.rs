@@ -21,6 +21,7 @@ fn key(body: &str) -> Option<IdempotencyRequest> {
 /// The names of every stored integration, as a listing gives them.
 async fn names(w: &World) -> Vec<String> {
     let all = ListQuery {
+        filter: Default::default(),
         label: None,
         limit: 100,
         next_token: None,
@@ -154,6 +155,7 @@ async fn list_is_sorted_by_name_filtered_by_label_and_paged() {
     w.saved(json!({"name": "A-one", "labels": ["prod"]})).await;
     w.saved(json!({"name": "c-three"})).await;
     let mut q = ListQuery {
+        filter: Default::default(),
         label: Some("prod".into()),
         limit: 1,
         next_token: None,

@@ -18,6 +18,11 @@
 //! - `H#<id>#<event id>`: an audit event, with `history_of = <id>` and `history_at =
 //!   <event id>` for the `by_history` index, and `expires_at` for the table's TTL.
 //!
+//! Every record carries `health_pk` (one of [`HEALTH_SHARDS`] partitions, by its id) and
+//! `health_at` (when the health check last took it up; [`NO_TIME`] before the first):
+//! the `by_health_due` index lists records least recently checked first, so a run that
+//! runs out of time leaves the rest at the head of the queue for the next one.
+//!
 //! While a record's state bucket is `pending` or `provisioning` it also carries
 //! `sweep_pk` (that status) and `sweep_at` (when it got it): the sparse `by_bucket_sweep`
 //! index then lists exactly the buckets the sweeper may have to re-drive, oldest first.
@@ -78,6 +83,17 @@ pub const ADMIN_SHARDS: u32 = 16;
 pub const INDEX_BUCKET_SWEEP: &str = "by_bucket_sweep";
 /// Audit events of one integration (`history_of`), by event id (`history_at`, a ULID).
 pub const INDEX_HISTORY: &str = "by_history";
+/// Records by when the health check last took them up (`health_pk`, `health_at`).
+pub const INDEX_HEALTH_DUE: &str = "by_health_due";
+/// Partitions of the health queue: no single index partition takes every record's
+/// writes; a run reads the head of each and merges them.
+pub const HEALTH_SHARDS: u32 = 16;
+
+/// The health queue partition of an id (its last, random, ULID character).
+pub(super) fn health_shard(id: &str) -> String {
+    let last = id.bytes().last().unwrap_or(b'0') as u32;
+    format!("h#{:02}", last % HEALTH_SHARDS)
+}
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -190,6 +206,8 @@ struct Stored<'a> {
     sweep_pk: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep_at: Option<String>,
+    health_pk: String,
+    health_at: String,
     #[serde(flatten)]
     integration: &'a Integration,
 }
@@ -243,6 +261,12 @@ pub(super) fn to_item(i: &Integration) -> Result<Item> {
         name_key: i.name_key(),
         sweep_pk: sweep.as_ref().map(|(pk, _)| *pk),
         sweep_at: sweep.map(|(_, at)| at),
+        health_pk: health_shard(i.id.as_str()),
+        health_at: i
+            .health
+            .as_ref()
+            .map_or(NO_TIME, |h| h.checked_at.as_str())
+            .to_owned(),
         integration: i,
     })
     .map_err(|e| Error::internal_from("serialising an integration", e))
@@ -300,6 +324,8 @@ pub fn create_table(
         .attribute_definitions(attr("history_at")?)
         .attribute_definitions(attr("view_pk")?)
         .attribute_definitions(attr("view_sk")?)
+        .attribute_definitions(attr("health_pk")?)
+        .attribute_definitions(attr("health_at")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .global_secondary_indexes(index(
             INDEX_BY_NAME,
@@ -320,6 +346,13 @@ pub fn create_table(
             INDEX_BUCKET_SWEEP,
             "sweep_pk",
             "sweep_at",
+            ProjectionType::KeysOnly,
+        )?)
+        // Every record, least recently checked first per shard.
+        .global_secondary_indexes(index(
+            INDEX_HEALTH_DUE,
+            "health_pk",
+            "health_at",
             ProjectionType::KeysOnly,
         )?)
         // Sparse too: only audit events carry its keys.

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 mod audit;
+mod health;
 mod layout;
 mod names;
 mod query;
@@ -22,8 +23,9 @@ mod writes;
 mod roundtrip_tests;
 
 pub use layout::{
-    create_table, integration_of_image, pending_bucket_of_image, ADMIN_SHARDS, INDEX_BUCKET_SWEEP,
-    INDEX_BY_NAME, INDEX_BY_VIEWER, INDEX_HISTORY, STREAM_FILTER,
+    create_table, integration_of_image, pending_bucket_of_image, ADMIN_SHARDS, HEALTH_SHARDS,
+    INDEX_BUCKET_SWEEP, INDEX_BY_NAME, INDEX_BY_VIEWER, INDEX_HEALTH_DUE, INDEX_HISTORY,
+    STREAM_FILTER,
 };
 pub use names::{NameCheck, OrphanGuard, RecordName};
 

@@ -315,8 +315,14 @@ impl DynamoStore {
             let record = Update::builder()
                 .table_name(&self.table)
                 .key("pk", string_attr(record_key(id)))
-                .update_expression("REMOVE entity")
+                // Records older than the health queue join it, due first.
+                .update_expression(
+                    "REMOVE entity SET health_pk = if_not_exists(health_pk, :hpk), \
+                     health_at = if_not_exists(health_at, :hat)",
+                )
                 .condition_expression("revision = :r")
+                .expression_attribute_values(":hpk", string_attr(health_shard(id)))
+                .expression_attribute_values(":hat", string_attr(NO_TIME))
                 .expression_attribute_values(
                     ":r",
                     aws_sdk_dynamodb::types::AttributeValue::N(i.revision.to_string()),

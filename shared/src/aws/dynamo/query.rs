@@ -14,6 +14,8 @@ use std::collections::{HashMap, HashSet};
 /// At most this many entries per filtered `Query` page (a label listing reads on until
 /// it has its matches; the entries are small, so a page stays far below DynamoDB's 1 MB).
 const FILTERED_PAGE: i32 = 200;
+/// Pages of entries a filtered listing reads at most for one page of results.
+const FILTER_ROUNDS: usize = 10;
 /// Partition queries of one listing in flight at once.
 const PARTITIONS_AT_ONCE: usize = 16;
 /// BatchGetItem rounds for keys DynamoDB left unprocessed (throttling) before a 503.
@@ -30,6 +32,48 @@ impl DynamoStore {
     /// matches after `q.after`, so the merge knows whether more remain; then the
     /// records of the first `limit` are read (consistently) in one BatchGetItem.
     pub(super) async fn query_page(&self, q: &ViewQuery) -> Result<ViewPage> {
+        if q.filter.is_empty() {
+            return self.query_entries(q).await;
+        }
+        // A record filter: pages of the caller's entries, their records read and kept
+        // when they match, until `limit` matches or [`FILTER_ROUNDS`] pages. Only the
+        // caller's own partitions are read, as for any listing; a page may then come
+        // back short (with `more`), as DynamoDB's own filtered queries do.
+        let mut page_q = q.clone();
+        let mut out = ViewPage {
+            items: Vec::new(),
+            last: None,
+            more: false,
+            entries_read: 0,
+        };
+        for _ in 0..FILTER_ROUNDS {
+            let page = self.query_entries(&page_q).await?;
+            out.entries_read += page.entries_read;
+            for i in page.items {
+                if q.filter.admits(&i, &q.now) {
+                    out.items.push(i);
+                }
+            }
+            if out.items.len() >= q.limit {
+                out.items.truncate(q.limit);
+                out.last = out.items.last().map(ListPosition::of);
+                out.more = true;
+                return Ok(out);
+            }
+            if !page.more {
+                out.more = false;
+                out.last = None;
+                return Ok(out);
+            }
+            out.more = true;
+            out.last = page.last.clone();
+            page_q.after = page.last;
+        }
+        Ok(out)
+    }
+
+    /// A page of the caller's entries (by label, if any) and their records.
+    async fn query_entries(&self, q: &ViewQuery) -> Result<ViewPage> {
         let want = q.limit + 1;
         let after = q.after.as_ref().map(view_sort_key);
         // Concurrently, but not 101 connections at once for a caller in 100 groups.

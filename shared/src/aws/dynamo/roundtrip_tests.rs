@@ -4,6 +4,7 @@
 //! reads back equal too.
 
 use super::layout::{from_item, integration_of_image, to_item};
+use crate::domain::HealthStatus;
 use crate::domain::{
     AccessKeyId, AccountId, BucketStatus, Credentials, Description, ExternalId, Integration,
     IntegrationId, IntegrationName, Label, LastTest, Region, RoleName, Sealed, SessionDuration,
@@ -139,6 +140,17 @@ prop_compose! {
             aws_default_region: region,
             create_state_bucket,
             state_bucket: bucket,
+            // Health and key dates ride on the test's randomness: present with a test.
+            health: last_test.as_ref().map(|(at, ok)| crate::domain::Health {
+                status: if *ok { HealthStatus::Ok } else { HealthStatus::Failing },
+                since: created_at.clone(),
+                checked_at: at.clone(),
+                step: (!ok).then(|| "credentials".to_owned()),
+                detail: (!ok).then(|| "AWS refused the key".to_owned()),
+                hint: (!ok).then(|| "Create a new key & paste it: \"x\"".to_owned()),
+            }),
+            key_created_at: last_test.as_ref().map(|_| created_at.clone()),
+            key_last_used_at: last_test.as_ref().filter(|(_, ok)| *ok).map(|(at, _)| at.clone()),
             last_test: last_test.map(|(at, ok)| LastTest { at, ok }),
             created_at,
             updated_at,

@@ -840,6 +840,7 @@
     role_trust_policy: "The role's trust policy",
     user_assume_role_policy: "The user's policy to assume the role",
     state_bucket_policy: "The state bucket policy",
+    key_hygiene_policy: "The user's policy to inspect its own access key",
     trust_policy: "The role's trust policy",
     permissions_policy: "The role's permissions policy (the state bucket)",
     cloudformation_template: "The CloudFormation template",
@@ -888,6 +889,13 @@
       el("p", { class: "summary", text: plainSummary(report.summary) }),
       steps,
     ];
+    // Findings that do not fail the test (the key's age and use, permissions): as text.
+    if ((report.warnings || []).length) {
+      parts.push(el(h, { text: "Warnings" }), el("ul", { class: "warnings" }, ...report.warnings.map((w) =>
+        el("li", { class: "warning", "data-warning": w.code },
+          el("span", { text: w.message }),
+          w.permission ? el("span", { class: "code-line" }, " Allow: ", el("code", { text: w.permission })) : null))));
+    }
     if ((report.proves || []).length) {
       parts.push(el(h, { text: "What this proves" }), el("ul", {}, ...report.proves.map((p) => el("li", { text: p }))));
     }
