@@ -2,9 +2,11 @@
 # Lints template.yaml (cfn-lint: zero errors and zero warnings; sam validate --lint) and
 # checks it against the code: no deployable endpoint override, the HTTP routes the local
 # stack serves (scripts/check_routes.py), and each role's actions against the ones the
-# adapters list (scripts/check_permissions.py). Offline: the linters need no AWS access;
-# dummy credentials keep the SAM CLI quiet. Prints `check ok: NAME` or `check FAILED: NAME`
-# for each of its six checks, runs them all, and fails if any failed.
+# adapters list (scripts/check_permissions.py), and what an operator watches: alarms,
+# tracing and the dashboard for everything that runs (scripts/check_alarms.py). Offline:
+# the linters need no AWS access; dummy credentials keep the SAM CLI quiet. Prints
+# `check ok: NAME` or `check FAILED: NAME` for each of its seven checks, runs them all,
+# and fails if any failed.
 #
 #   IK_VENV            Python venv for the linters (default: <repo>/.venv)
 #   LOCAL_ROUTES_CMD   command printing the local routes (see scripts/check_routes.py)
@@ -38,6 +40,7 @@ check "sam validate --lint" "$VENV/bin/sam" validate --lint --template-file temp
 check "environment: no deployable endpoint override" "$VENV/bin/python3" scripts/check_template_env.py template.yaml
 check "routes: template.yaml against the code's route table" "$VENV/bin/python3" scripts/check_routes.py
 check "permissions: each role's actions against the adapters' list" "$VENV/bin/python3" scripts/check_permissions.py
+check "alarms: every function, the failure queue, the API and the table alarmed; tracing; dashboard" "$VENV/bin/python3" scripts/check_alarms.py
 # Role delegation's CloudFormation template (issue 21), as the platform renders it for a
 # principal: cfn-lint with zero errors and warnings too.
 delegation_template() {

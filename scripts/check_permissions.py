@@ -4,7 +4,8 @@ kept beside the code (shared/src/aws/permissions.rs, printed by
 `local-api --permissions` or $LOCAL_PERMISSIONS_CMD as `binary action` lines).
 
 A role may grant exactly the listed actions, plus log delivery (logs:CreateLogStream,
-logs:PutLogEvents). Anything granted but not listed, or listed but not granted, is
+logs:PutLogEvents) and trace delivery (xray:PutTraceSegments, xray:PutTelemetryRecords).
+Anything granted but not listed, or listed but not granted, is
 printed; either exits 1. It self-checks first that it notices an extra grant.
 """
 
@@ -23,6 +24,10 @@ from check_routes import CfnLoader, REPO, TEMPLATE  # noqa: E402
 
 DEFAULT_CMD = "cargo run -q -p local-harness --bin local-api -- --permissions"
 LOG_DELIVERY = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# Used by Lambda's X-Ray daemon (Tracing: Active) with the function's role, not by the
+# code's SDK clients, so the adapters' list cannot name them; scripts/check_alarms.py
+# checks that every function role has them.
+TRACE_DELIVERY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 def role_name(role) -> str | None:
@@ -33,7 +38,7 @@ def role_name(role) -> str | None:
 
 
 def granted(tpl: dict) -> dict[str, set[str]]:
-    """binary -> actions its role grants (log delivery aside)."""
+    """binary -> actions its role grants (log and trace delivery aside)."""
     res = tpl.get("Resources") or {}
     out: dict[str, set[str]] = {}
     for logical_id, r in res.items():
@@ -50,7 +55,7 @@ def granted(tpl: dict) -> dict[str, set[str]]:
                     continue
                 a = st["Action"]
                 actions.update(a if isinstance(a, list) else [a])
-        out[binary] = actions - LOG_DELIVERY
+        out[binary] = actions - LOG_DELIVERY - TRACE_DELIVERY
     return out
 
 
@@ -95,7 +100,7 @@ def main() -> int:
     if problems:
         print(f"permissions: {len(problems)} difference(s) between template.yaml and the code's list")
         return 1
-    print(f"permissions: {len(grants)} roles, {total} actions, each one used by the code (log delivery aside)")
+    print(f"permissions: {len(grants)} roles, {total} actions, each one used by the code (log and trace delivery aside)")
     return 0
 
 

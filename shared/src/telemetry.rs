@@ -1,8 +1,15 @@
 //! Logging set-up: JSON lines for CloudWatch (Lambda's JSON log format), level from
 //! `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`. Nothing logged anywhere carries a secret.
+//! When the function is traced, [`xray`] also sends the AWS SDK's calls to X-Ray.
 
+pub mod xray;
+
+use tracing::Subscriber;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
 
 /// HTTP/SDK internals whose debug/trace output describes requests and responses (a KMS
 /// Encrypt body carries the secret, an AssumeRole answer temporary keys). None logs
@@ -38,21 +45,32 @@ pub fn filter(configured: &str) -> Targets {
     })
 }
 
+/// The JSON log lines, with their own filter (the X-Ray layer has its own: neither
+/// changes what the other sees).
+pub(crate) fn log_layer<S, W>(configured: &str, writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time() // CloudWatch stamps every line
+        .with_target(false)
+        .with_writer(writer)
+        .with_filter(filter(configured))
+}
+
 pub fn init() {
     let configured = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
     let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_current_span(false)
-                .with_ansi(false)
-                .without_time() // CloudWatch stamps every line
-                .with_target(false)
-                .with_filter(filter(&configured)),
-        )
+        .with(log_layer(&configured, std::io::stdout))
+        // None (not installed) unless Lambda runs an X-Ray daemon for this function.
+        .with(xray::layer())
         .try_init();
 }
 
