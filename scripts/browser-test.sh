@@ -84,7 +84,7 @@ set +e
 (cd "$BROWSER_DIR" && IK_BASE_URL="$base" IK_ISSUER="$issuer" IK_TOKEN="$token" \
   IK_TOKEN_OTHER="$token_other" IK_PRINCIPALS="$principals" \
   IK_PYTHON="$VENV/bin/python" IK_MOTO_URL="http://127.0.0.1:$moto_port" \
-  IK_ADMIN_KEY_ID="$admin_id" IK_ADMIN_SECRET="$admin_secret" \
+  IK_ADMIN_KEY_ID="$admin_id" IK_ADMIN_SECRET="$admin_secret" IK_API_PID="$api_pid" \
   CHROMIUM="$CHROMIUM" FIREFOX="$FIREFOX" timeout 900 node --test --test-reporter=spec \
   setup-page.test.mjs firefox.test.mjs) 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -610,6 +610,48 @@ test("the list shows each integration's last test (local time) and bucket, with 
   await close(s);
 });
 
+test("the daily health check: a key AWS does not know turns failing at the credentials step; the list shows it, and the failing filter lists only failing ones", async () => {
+  const name = `${NAME}-health`;
+  const b32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const keyId = "AKIA" + Array.from({ length: 16 }, () => b32[Math.floor(Math.random() * 32)]).join("");
+  const created = await api("POST", "", {
+    name, aws_account_id: P.account, aws_access_key_id: keyId, aws_secret_access_key: "k".repeat(40),
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  assert.equal(created.body.health, null);
+  // The schedule's run, now (local-api runs the health check on SIGUSR1).
+  process.kill(Number(process.env.IK_API_PID), "SIGUSR1");
+  let view = created.body;
+  for (let i = 0; i < 300 && !view.health; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    view = (await api("GET", `/${id}`)).body;
+  }
+  assert.equal(view.health?.status, "failing", JSON.stringify(view));
+  assert.equal(view.health.step, "credentials");
+  const history = (await api("GET", `/${id}/history`)).body.events.map((e) => e.action);
+  assert.ok(history.includes("health_failing"), history.join());
+
+  const s = await open();
+  const { page } = s;
+  const card = page.locator(`#list li.card[data-name="${name}"]`);
+  await card.waitFor();
+  const health = card.locator('dd[data-fact="Health"] [data-health]');
+  assert.equal(await health.getAttribute("data-health"), "failing");
+  assert.match(await health.textContent(), /^failing since .+ at the credentials step: /);
+  assert.equal(await card.locator('dd[data-fact="Health"] time').first().getAttribute("datetime"), view.health.since);
+  await page.check("#list-failing");
+  await waitText(page, "#list-status", " failing integration");
+  const states = await page.$$eval("#list li.card", (cards) => cards.map((c) => [c.dataset.name, c.querySelector('dd[data-fact="Health"] [data-health]')?.dataset.health]));
+  assert.ok(states.length >= 1 && states.every(([, h]) => h === "failing"), JSON.stringify(states));
+  assert.ok(states.some(([n]) => n === name), JSON.stringify(states));
+  await card.screenshot({ path: join(SHOTS, "health-failing.png") });
+  await page.uncheck("#list-failing");
+  await waitText(page, "#list-status", "integration");
+  assert.equal((await api("DELETE", `/${id}`, undefined, TOKEN, { "If-Match": `"${view.revision}"` })).status, 204);
+  await close(s);
+});
+
 test("two clicks on Save 150 ms apart (or two Enters) do not save an untested form: the question shows below, nothing moves", async () => {
   const s = await open();
   const { page } = s;

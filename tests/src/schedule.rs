@@ -46,13 +46,28 @@ pub async fn run(invoker: Arc<Invoker>, every: Duration) {
 }
 
 /// Plays the health check's EventBridge schedule (template.yaml `HealthCheckSchedule`):
-/// the health-check function with the scheduled event, every `every`.
+/// the health-check function with the scheduled event, every `every`, and at once on
+/// SIGUSR1 (`kill -USR1 <local-api pid>`: what `sam local invoke HealthCheckFunction`
+/// does for a deployed-like run, without waiting for the next tick).
 pub async fn run_health_check(invoker: Arc<Invoker>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut now = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .map_err(|e| tracing::warn!(error = %e, "no SIGUSR1 trigger for the health check"))
+        .ok();
     loop {
-        tick.tick().await;
+        match now.as_mut() {
+            Some(signal) => {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = signal.recv() => tracing::info!("SIGUSR1: running the health check now"),
+                }
+            }
+            None => {
+                tick.tick().await;
+            }
+        }
         match invoker
             .invoke(Function::HealthCheck, scheduled_event())
             .await

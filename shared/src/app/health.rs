@@ -268,10 +268,12 @@ impl HealthCheck {
             .as_ref()
             .map(|h| h.status == crate::domain::HealthStatus::Ok);
         checked.transition = transition;
+        let key = test.access_key.as_ref().and_then(|k| k.dates());
         let update = HealthUpdate {
             health: health.as_ref(),
             last_test: last_test.as_ref(),
             bucket: lost_bucket.as_ref(),
+            key: key.as_ref(),
             taken_at: &now,
             seen: &due.queued_at,
         };

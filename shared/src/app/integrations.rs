@@ -395,6 +395,11 @@ impl Integrations {
         let kind = auth.unwrap_or(was);
         match (kind, keys) {
             (AuthKind::AccessKeys, Some((key_id, secret))) => {
+                if current.credentials.key_id() != Some(&key_id) {
+                    // Another key: what IAM told of the old one does not hold for it.
+                    next.key_created_at = None;
+                    next.key_last_used_at = None;
+                }
                 let secret = self.seal_for(next, secret.secret()).await?;
                 next.credentials = Credentials::AccessKeys { key_id, secret };
                 if was == AuthKind::RoleDelegation && !sets_external_id {
@@ -418,6 +423,8 @@ impl Integrations {
                 }
                 if was == AuthKind::AccessKeys {
                     next.credentials = Credentials::RoleDelegation;
+                    next.key_created_at = None;
+                    next.key_last_used_at = None;
                     next.aws_external_id = Some(generate_external_id()?);
                 }
             }

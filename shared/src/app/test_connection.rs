@@ -57,7 +57,12 @@ impl TestConnection {
         drop(secret);
         report.last_test = self
             .integrations
-            .record_test(who, &i, report.outcome)
+            .record_test(
+                who,
+                &i,
+                report.outcome,
+                report.access_key.as_ref().and_then(|k| k.dates()).as_ref(),
+            )
             .await?;
         report.recorded = Some(report.last_test.is_some());
         if report.last_test.is_none() {

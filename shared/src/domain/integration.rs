@@ -135,6 +135,15 @@ impl From<Credentials> for StoredCredentials {
     }
 }
 
+/// What IAM told a test of an integration's access key, kept on the record (its
+/// `key_created_at` / `key_last_used_at`) so the list can find old keys without IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDates {
+    pub created_at: Timestamp,
+    /// `None`: IAM knows of no use.
+    pub last_used_at: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastTest {
     pub at: Timestamp,

@@ -14,7 +14,7 @@ pub use audit::{AuditAction, AuditEvent, Change};
 pub use bucket::{backend_block, BucketStatus, StateBucket};
 pub use health::{Health, HealthStatus, Transition, Verdict};
 pub use integration::{
-    AuthKind, Credentials, Integration, IntegrationPatch, IntegrationView, LastTest, ListPosition,
-    NewCredentials, NewIntegration, Sealed,
+    AuthKind, Credentials, Integration, IntegrationPatch, IntegrationView, KeyDates, LastTest,
+    ListPosition, NewCredentials, NewIntegration, Sealed,
 };
 pub use values::*;

@@ -167,11 +167,11 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     });
     let key_older_than_days =
         query(req, "key_older_than_days").and_then(|d| match d.parse::<u32>() {
-            Ok(n) if (1..=3650).contains(&n) => Some(n),
+            Ok(n) if (0..=3650).contains(&n) => Some(n),
             _ => {
                 errors.push(FieldError::new(
                     "key_older_than_days",
-                    "must be a whole number of days from 1 to 3650",
+                    "must be a whole number of days from 0 to 3650 (0: any key whose creation is known)",
                 ));
                 None
             }

@@ -3,7 +3,8 @@
 
 use crate::domain::Visibility;
 use crate::domain::{AccountId, BucketName, IntegrationId, ListPosition, Region, Timestamp};
-use crate::domain::{AuditEvent, BucketStatus, Health, Integration, LastTest, Sealed, StateBucket};
+use crate::domain::{AuditEvent, BucketStatus, Health, Integration, KeyDates, LastTest};
+use crate::domain::{Sealed, StateBucket};
 use crate::error::Result;
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -203,11 +204,13 @@ pub trait IntegrationStore: Send + Sync {
     ) -> Result<WriteOutcome>;
     /// Removes the record and its name claim together, if `old.revision` is current.
     async fn delete(&self, old: &Integration, audit: &AuditEvent) -> Result<WriteOutcome>;
-    /// Records a test result without touching anything else.
+    /// Records a test result, and the access key's dates when the test read them,
+    /// without touching anything else.
     async fn record_test(
         &self,
         id: &str,
         test: &LastTest,
+        key: Option<&KeyDates>,
         audit: &AuditEvent,
     ) -> Result<WriteOutcome>;
     /// Sets the state bucket (and `create_state_bucket = true`) if the guard holds:
@@ -243,6 +246,8 @@ pub struct HealthUpdate<'a> {
     pub last_test: Option<&'a LastTest>,
     /// A ready bucket the check found deleted or taken over (now `failed`, with why).
     pub bucket: Option<&'a StateBucket>,
+    /// The access key's dates, when the test could read them.
+    pub key: Option<&'a KeyDates>,
     /// When this run took the record up: its new place in the queue.
     pub taken_at: &'a Timestamp,
     /// The place it was taken from ([`HealthDue::queued_at`]): the write holds only

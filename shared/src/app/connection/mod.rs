@@ -143,6 +143,16 @@ pub struct AccessKeyFacts {
     pub last_used_service: Option<String>,
 }
 
+impl AccessKeyFacts {
+    /// What the record keeps: only when IAM told the key's creation.
+    pub fn dates(&self) -> Option<crate::domain::KeyDates> {
+        Some(crate::domain::KeyDates {
+            created_at: self.created_at.clone()?,
+            last_used_at: self.last_used_at.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// `outcome == passed`.

@@ -11,11 +11,11 @@ use crate::app::integrations::{Created, Integrations, Precondition};
 use crate::app::keys::{ServiceKeys, DEFAULT_TOKEN_TTL};
 use crate::domain::{AccessKeyId, AccountId, Description, IntegrationName, Label};
 use crate::domain::{AuditAction, AuditEvent, Caller, GroupName, Integration, Visibility};
-use crate::domain::{AuthKind, Credentials, RoleName, StateBucket, Timestamp};
+use crate::domain::{AuthKind, Credentials, KeyDates, RoleName, StateBucket, Timestamp};
 use crate::domain::{IntegrationPatch, NewCredentials, NewIntegration, SecretAccessKey};
 use crate::ports::{
     BucketGuard, CreateOutcome, HistoryQuery, Idempotency, IntegrationListing, IntegrationStore,
-    ListQuery, ViewQuery, WriteOutcome,
+    ListQuery, RecordFilter, ViewQuery, WriteOutcome,
 };
 use std::sync::Arc;
 
@@ -87,6 +87,8 @@ pub async fn run<S: Store + 'static>(store: Arc<S>, tag: &str) {
     c.audit_entries_come_with_their_changes().await;
     c.a_write_as_seen_holds_only_on_the_record_as_seen().await;
     c.delegation_records_round_trip_without_keys().await;
+    c.key_dates_are_recorded_filtered_and_cleared_by_a_key_change()
+        .await;
 }
 
 impl Case {
@@ -526,6 +528,137 @@ impl Case {
         assert_eq!(write(seen.clone(), later).await, WriteOutcome::Written);
         // The write moved `attempts`: the earlier copy is stale now.
         assert_eq!(write(seen, timeless).await, WriteOutcome::Stale);
+    }
+
+    /// A test's key dates land on the record without a revision, a test that could not
+    /// read them keeps them, a key IAM knows no use of loses its last use, the list's
+    /// `key_older_than_days` finds the old key, and another key clears them.
+    async fn key_dates_are_recorded_filtered_and_cleared_by_a_key_change(&self) {
+        use crate::app::connection::Outcome;
+        let ann = self.user("keys-ann", &[]);
+        let old = self.create(&ann, "old-key", &[], &[]).await;
+        let fresh = self.create(&ann, "fresh-key", &[], &[]).await;
+        let days = |d: u64| Timestamp::ago(std::time::Duration::from_secs(d * 86_400));
+        let used = KeyDates {
+            created_at: days(200),
+            last_used_at: Some(days(3)),
+        };
+        let get = |id: &str| {
+            let (svc, ann, id) = (&self.svc, ann.clone(), id.to_owned());
+            async move { svc.get(&ann, &id).await.expect("get") }
+        };
+        let record = |i: &Integration, key: Option<KeyDates>| {
+            let (svc, ann, i) = (&self.svc, ann.clone(), i.clone());
+            async move {
+                svc.record_test(&ann, &i, Outcome::Passed, key.as_ref())
+                    .await
+                    .expect("record a test")
+            }
+        };
+        record(&old, Some(used.clone())).await;
+        record(
+            &fresh,
+            Some(KeyDates {
+                created_at: days(1),
+                last_used_at: None,
+            }),
+        )
+        .await;
+        let got = get(old.id.as_str()).await;
+        assert_eq!(
+            (got.key_created_at.as_ref(), got.key_last_used_at.as_ref()),
+            (Some(&used.created_at), used.last_used_at.as_ref())
+        );
+        assert_eq!(got.revision, old.revision, "a test is not a revision");
+        let older = |n: u32| {
+            let (svc, ann) = (&self.svc, ann.clone());
+            async move {
+                let q = ListQuery {
+                    label: None,
+                    limit: 10,
+                    next_token: None,
+                    filter: RecordFilter {
+                        key_older_than_days: Some(n),
+                        ..Default::default()
+                    },
+                };
+                let page = svc.list(&ann, q).await.expect("list");
+                let mut names: Vec<String> = page
+                    .items
+                    .iter()
+                    .map(|i| i.name.as_str().to_owned())
+                    .collect();
+                names.sort();
+                names
+            }
+        };
+        assert_eq!(older(90).await, ["old-key"]);
+        assert_eq!(older(0).await, ["fresh-key", "old-key"]);
+        assert!(older(365).await.is_empty());
+        // A test that could not read them keeps them.
+        record(&old, None).await;
+        assert_eq!(
+            get(old.id.as_str()).await.key_created_at,
+            Some(used.created_at.clone())
+        );
+        // IAM knows no use (any more): the last use goes.
+        record(
+            &old,
+            Some(KeyDates {
+                last_used_at: None,
+                ..used.clone()
+            }),
+        )
+        .await;
+        let got = get(old.id.as_str()).await;
+        assert_eq!(
+            (got.key_created_at.as_ref(), got.key_last_used_at.as_ref()),
+            (Some(&used.created_at), None)
+        );
+        // An edit that keeps the key keeps its dates; another key clears them.
+        let renamed = self
+            .update(
+                &ann,
+                old.id.as_str(),
+                IntegrationPatch {
+                    description: Some(Some(Description::parse("kept").expect("text"))),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("describe");
+        assert_eq!(renamed.key_created_at, Some(used.created_at.clone()));
+        assert_eq!(
+            get(old.id.as_str()).await.key_created_at,
+            Some(used.created_at.clone())
+        );
+        let rotated = self
+            .update(
+                &ann,
+                old.id.as_str(),
+                IntegrationPatch {
+                    keys: Some((
+                        AccessKeyId::parse("AKIAROTATEDKEYAAAAA2").expect("key id"),
+                        SecretAccessKey::parse(SECRET).expect("secret"),
+                    )),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(
+            (
+                rotated.key_created_at.as_ref(),
+                rotated.key_last_used_at.as_ref()
+            ),
+            (None, None)
+        );
+        let got = get(old.id.as_str()).await;
+        assert_eq!(
+            (got.key_created_at.as_ref(), got.key_last_used_at.as_ref()),
+            (None, None)
+        );
+        assert_eq!(older(0).await, ["fresh-key"]);
     }
 
     /// Role delegation (issue 21): a record with no key id and no ciphertext reads back as

@@ -5,7 +5,7 @@
 //! idempotency keys, guarded state bucket writes and the sweep index.
 
 use crate::domain::{
-    AuditEvent, BucketStatus, Integration, LastTest, ListPosition, StateBucket, Timestamp,
+    AuditEvent, BucketStatus, Integration, KeyDates, LastTest, ListPosition, StateBucket, Timestamp,
 };
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
@@ -190,6 +190,8 @@ fn write_caller_fields(stored: &mut Integration, new: &Integration) {
     stored.shared_with = new.shared_with.clone();
     stored.updated_at = new.updated_at.clone();
     stored.revision = new.revision;
+    stored.key_created_at = new.key_created_at.clone();
+    stored.key_last_used_at = new.key_last_used_at.clone();
 }
 
 /// The name guard's key: the owner and the lower-cased name.
@@ -350,12 +352,17 @@ impl IntegrationStore for MemoryStore {
         &self,
         id: &str,
         test: &LastTest,
+        key: Option<&KeyDates>,
         audit: &AuditEvent,
     ) -> Result<WriteOutcome> {
         self.call(Op::RecordTest, |t| {
             Ok(match t.records.get_mut(id) {
                 Some(record) => {
                     record.last_test = Some(test.clone());
+                    if let Some(k) = key {
+                        record.key_created_at = Some(k.created_at.clone());
+                        record.key_last_used_at = k.last_used_at.clone();
+                    }
                     t.audit.push(audit.clone());
                     WriteOutcome::Written
                 }
@@ -477,6 +484,10 @@ impl HealthQueue for MemoryStore {
             }
             if let Some(test) = u.last_test {
                 record.last_test = Some(test.clone());
+            }
+            if let Some(k) = u.key {
+                record.key_created_at = Some(k.created_at.clone());
+                record.key_last_used_at = k.last_used_at.clone();
             }
             if let Some(b) = u.bucket {
                 record.state_bucket = Some(b.clone());

@@ -2,7 +2,8 @@
 //! record a test's verdict, request its state bucket.
 
 use super::Integrations;
-use crate::domain::{AuditAction, AuditEvent, BucketStatus, Caller, Integration, LastTest};
+use crate::domain::LastTest;
+use crate::domain::{AuditAction, AuditEvent, BucketStatus, Caller, Integration, KeyDates};
 use crate::domain::{IntegrationId, StateBucket, Timestamp};
 use crate::error::{Error, Result};
 use crate::ports::{BucketGuard, HistoryPage, HistoryQuery, WriteOutcome};
@@ -35,13 +36,15 @@ impl Integrations {
         }
     }
 
-    /// Records a test's verdict as `last_test`, unless AWS could not be reached: such a
-    /// test says nothing about the credentials, so nothing is written (`None`).
+    /// Records a test's verdict as `last_test` (and the access key's dates when the test
+    /// read them), unless AWS could not be reached: such a test says nothing about the
+    /// credentials, so nothing is written (`None`).
     pub async fn record_test(
         &self,
         who: &Caller,
         integration: &Integration,
         outcome: crate::app::connection::Outcome,
+        key: Option<&KeyDates>,
     ) -> Result<Option<LastTest>> {
         let Some(ok) = outcome.recorded_ok() else {
             return Ok(None);
@@ -56,7 +59,7 @@ impl Integrations {
         } else {
             "failed"
         });
-        match self.store.record_test(id, &test, &audit).await? {
+        match self.store.record_test(id, &test, key, &audit).await? {
             WriteOutcome::Written => Ok(Some(test)),
             _ => Err(Error::not_found(format!("integration '{id}'"))),
         }

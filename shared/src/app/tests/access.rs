@@ -169,12 +169,12 @@ async fn every_change_leaves_an_audit_event_newest_first_and_none_holds_a_secret
         .unwrap();
     let current = w.store.record(id).unwrap();
     w.integrations
-        .record_test(&carol(), &current, Verdict::Passed)
+        .record_test(&carol(), &current, Verdict::Passed, None)
         .await
         .unwrap();
     // A test that could not reach AWS records nothing, so it leaves no event either.
     w.integrations
-        .record_test(&owner, &current, Verdict::Unreachable)
+        .record_test(&owner, &current, Verdict::Unreachable, None)
         .await
         .unwrap();
     w.provisioner().request(&owner, id).await.unwrap();

@@ -231,7 +231,7 @@ async fn passed_and_failed_tests_are_recorded() {
     for (verdict, ok) in [(Verdict::Passed, true), (Verdict::Failed, false)] {
         let recorded = w
             .integrations
-            .record_test(&caller(), &i, verdict)
+            .record_test(&caller(), &i, verdict, None)
             .await
             .unwrap();
         assert_eq!(recorded.as_ref().map(|t| t.ok), Some(ok));
@@ -250,12 +250,12 @@ async fn an_unreachable_test_is_not_recorded() {
     let i = w.saved(json!({})).await;
     let before = w
         .integrations
-        .record_test(&caller(), &i, Verdict::Passed)
+        .record_test(&caller(), &i, Verdict::Passed, None)
         .await
         .unwrap();
     let r = w
         .integrations
-        .record_test(&caller(), &i, Verdict::Unreachable)
+        .record_test(&caller(), &i, Verdict::Unreachable, None)
         .await;
     assert_eq!(r.unwrap(), None);
     assert_eq!(w.store.count(Op::RecordTest), 1);

@@ -3,7 +3,7 @@
 
 use super::layout::*;
 use super::DynamoStore;
-use crate::domain::{AuditEvent, Timestamp};
+use crate::domain::{AuditEvent, KeyDates, Timestamp};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{HealthDue, HealthQueue, HealthUpdate, WriteOutcome};
 use async_trait::async_trait;
@@ -90,9 +90,14 @@ impl HealthQueue for DynamoStore {
             set.push("state_bucket = :b");
             remove_sweep = sweep_keys(Some(b)).is_none();
         }
-        let mut expression = format!("SET {}", set.join(", "));
+        let mut expression =
+            key_dates_update(&format!("SET {}", set.join(", ")), u.key, &mut values);
         if remove_sweep {
-            expression.push_str(" REMOVE sweep_pk, sweep_at");
+            expression.push_str(if expression.contains(" REMOVE ") {
+                ", sweep_pk, sweep_at"
+            } else {
+                " REMOVE sweep_pk, sweep_at"
+            });
         }
         let update = Update::builder()
             .table_name(&self.table)
@@ -109,6 +114,26 @@ impl HealthQueue for DynamoStore {
             items.push(self.audit_item(e)?);
         }
         self.transact(items, |_| WriteOutcome::Stale).await
+    }
+}
+
+/// `set` (a `SET ...` expression) extended with the access key's dates: a key IAM knows
+/// no use of loses its `key_last_used_at` (a REMOVE clause, which comes last).
+pub(super) fn key_dates_update(
+    set: &str,
+    key: Option<&KeyDates>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> String {
+    let Some(k) = key else {
+        return set.to_owned();
+    };
+    values.insert(":kc".into(), string_attr(k.created_at.as_str()));
+    match &k.last_used_at {
+        Some(used) => {
+            values.insert(":ku".into(), string_attr(used.as_str()));
+            format!("{set}, key_created_at = :kc, key_last_used_at = :ku")
+        }
+        None => format!("{set}, key_created_at = :kc REMOVE key_last_used_at"),
     }
 }
 

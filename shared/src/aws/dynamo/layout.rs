@@ -252,6 +252,9 @@ pub(super) const CALLER_FIELDS: &[&str] = &[
     "shared_with",
     "updated_at",
     "revision",
+    // Written back as read unless a key change cleared them (removed then).
+    "key_created_at",
+    "key_last_used_at",
 ];
 
 pub(super) fn to_item(i: &Integration) -> Result<Item> {

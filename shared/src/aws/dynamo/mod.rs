@@ -1,6 +1,7 @@
 //! `IntegrationStore` on DynamoDB (the table layout is in `layout`).
 
-use crate::domain::{AuditEvent, BucketStatus, Integration, LastTest, StateBucket, Timestamp};
+use crate::domain::Timestamp;
+use crate::domain::{AuditEvent, BucketStatus, Integration, KeyDates, LastTest, StateBucket};
 use crate::error::{Dependency, Error, Result};
 use crate::ports::{
     BucketGuard, CreateOutcome, HistoryPage, HistoryQuery, Idempotency, IntegrationListing,
@@ -220,16 +221,19 @@ impl IntegrationStore for DynamoStore {
         &self,
         id: &str,
         test: &LastTest,
+        key: Option<&KeyDates>,
         audit: &AuditEvent,
     ) -> Result<WriteOutcome> {
         let value = serde_dynamo::to_attribute_value(test)
             .map_err(|e| Error::internal_from("serialising last_test", e))?;
+        let mut values = HashMap::from([(":t".to_owned(), value)]);
+        let expression = health::key_dates_update("SET last_test = :t", key, &mut values);
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", string_attr(record_key(id)))
-            .update_expression("SET last_test = :t")
+            .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", value);
+            .set_expression_attribute_values(Some(values));
         self.update_audited(update, Some(audit)).await
     }
 

@@ -1125,6 +1125,23 @@
     return el("span", {}, `${t.ok ? "passed" : "failed"} at `, timeEl(t.at));
   }
 
+  // The daily health check's last verdict: ok, or failing since when, where and why.
+  function healthNode(h) {
+    if (!h) return document.createTextNode("not checked yet");
+    if (h.status === "ok") return el("span", { class: "health-ok", "data-health": "ok" }, "ok, checked ", timeEl(h.checked_at));
+    return el("span", { class: "health-failing", "data-health": "failing" },
+      "failing since ", timeEl(h.since), h.step ? ` at the ${h.step.replace(/_/g, " ")} step` : "",
+      h.detail ? `: ${h.detail}${/[.!?]$/.test(h.detail) ? "" : "."}` : ".", h.hint ? el("span", { class: "hint" }, ` ${h.hint}`) : null);
+  }
+
+  // An access key's age as IAM told a test; 90 days or more is due for rotation.
+  function keyAgeNode(view) {
+    const d = new Date(view.key_created_at);
+    const days = Math.floor((Date.now() - d.getTime()) / 86400000);
+    return el("span", { class: days >= 90 ? "health-failing" : "" }, "created ", timeEl(view.key_created_at),
+      days >= 90 ? ` (${days} days ago: rotate it)` : "");
+  }
+
   function facts(pairs) {
     const dl = el("dl", { class: "facts" });
     for (const [k, v] of pairs) dl.append(el("dt", { text: k }), el("dd", { "data-fact": k }, v));
@@ -1403,6 +1420,8 @@
         ["AWS account", view.aws_account_id],
         ["Connects with", kindText(view)],
         ["Last test", lastTestNode(view.last_test)],
+        ["Health", healthNode(view.health)],
+        ...(view.key_created_at ? [["Access key", keyAgeNode(view)]] : []),
         ["State bucket", bucketText(view.state_bucket)],
       ]),
       actions, status, report);
@@ -1460,8 +1479,10 @@
   // (the API gives pages, not a total).
   function listText() {
     const n = $("list").children.length;
-    if (nextToken) return `${n} shown, more available: select Load more to see them.`;
-    return n ? `${n} integration${n === 1 ? "" : "s"}.` : "No integrations yet.";
+    const failing = $("list-failing").checked ? " failing" : "";
+    if (nextToken) return `${n}${failing} shown, more available: select Load more to see them.`;
+    if (!n) return failing ? "No failing integrations." : "No integrations yet.";
+    return `${n}${failing} integration${n === 1 ? "" : "s"}.`;
   }
 
   async function loadList(more, background) {
@@ -1472,7 +1493,8 @@
       return;
     }
     const control = more ? $("list-more") : $("list-refresh");
-    const q = more && nextToken ? `?limit=20&next_token=${encodeURIComponent(nextToken)}` : "?limit=20";
+    const filter = $("list-failing").checked ? "&health=failing" : "";
+    const q = more && nextToken ? `?limit=20${filter}&next_token=${encodeURIComponent(nextToken)}` : `?limit=20${filter}`;
     setStatus("list-status", "Loading…");
     const r = await api("GET", q, undefined, undefined,
       { background, resume: { el: control, status: "list-status", text: `Signed in again: select ${control.textContent} to continue.` } });
@@ -1586,6 +1608,7 @@
     $("new-form").addEventListener("click", newForm);
     $("list-refresh").addEventListener("click", () => loadList(false));
     $("list-more").addEventListener("click", () => loadList(true));
+    $("list-failing").addEventListener("change", () => loadList(false));
     $("policies-load").addEventListener("click", loadPolicies);
     $("onboarding-test").addEventListener("click", testOnboarded);
     for (const id of ["f-auth-keys", "f-auth-role"]) {
