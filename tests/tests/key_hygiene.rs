@@ -161,7 +161,7 @@ async fn an_iam_users_key_is_reported_with_its_creation_and_the_warnings_moto_al
         "{view}"
     );
     let listed = |days: u32| {
-        let env = &env;
+        let (env, id) = (&env, &id);
         async move {
             let r = env
                 .get(&format!("/integrations/aws?key_older_than_days={days}&limit=100"))
