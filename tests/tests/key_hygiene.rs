@@ -142,12 +142,17 @@ async fn an_iam_users_key_is_reported_with_its_creation_and_the_warnings_moto_al
 
     // Saved and tested: the record keeps the key's dates, and the list finds it among
     // keys older than 0 days (not 1: it was made just now).
-    let created_resp = env.post("/integrations/aws", &subject(ACCOUNT_A, &keys)).await;
+    let created_resp = env
+        .post("/integrations/aws", &subject(ACCOUNT_A, &keys))
+        .await;
     assert_eq!(created_resp.status, 201, "{}", created_resp.body);
     let id = created_resp.body["id"].as_str().unwrap().to_owned();
     assert!(created_resp.body["key_created_at"].is_null());
     let saved = env
-        .post(&format!("/integrations/aws/{id}/test-connection"), &json!({}))
+        .post(
+            &format!("/integrations/aws/{id}/test-connection"),
+            &json!({}),
+        )
         .await;
     assert_eq!(saved.body["outcome"], "passed", "{}", saved.body);
     let view = env.get(&format!("/integrations/aws/{id}")).await.body;
@@ -164,7 +169,9 @@ async fn an_iam_users_key_is_reported_with_its_creation_and_the_warnings_moto_al
         let (env, id) = (&env, &id);
         async move {
             let r = env
-                .get(&format!("/integrations/aws?key_older_than_days={days}&limit=100"))
+                .get(&format!(
+                    "/integrations/aws?key_older_than_days={days}&limit=100"
+                ))
                 .await;
             assert_eq!(r.status, 200, "{}", r.body);
             r.body["items"]

@@ -134,6 +134,11 @@ impl MemoryStore {
         });
     }
 
+    /// Every stored record, as a fresh scan would see them.
+    pub(crate) fn snapshot(&self) -> Vec<Integration> {
+        self.lock().tables.records.values().cloned().collect()
+    }
+
     /// Every call made so far, in order.
     pub(crate) fn calls(&self) -> Vec<Op> {
         self.lock().calls.clone()

@@ -4,6 +4,7 @@
 mod access;
 mod bucket_requests;
 mod delegation;
+mod health;
 mod integrations;
 mod provisioning;
 mod recovery;
