@@ -11,7 +11,7 @@ if [ ! -x "$VENV/bin/cargo-lambda" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'cargo-lambda>=1.8,<2' 'ziglang>=0.13,<1'
 fi
 export PATH="$VENV/bin:$PATH"
-functions=(create-integration manage-integrations test-connection provision-bucket)
+functions=(create-integration manage-integrations test-connection provision-bucket health-check)
 args=()
 for f in "${functions[@]}"; do args+=(--package "$f"); done
 cargo lambda build --release --arm64 --output-format zip "${args[@]}"

@@ -864,5 +864,90 @@ async fn a_users_day_on_one_long_lived_stack() {
     let took = stack.bucket_ready(&d_id, BUCKET_READY_WITHIN).await;
     println!("  d's bucket ready after {took:?}");
 
+    step("the schedule's health check, run now (SIGUSR1 to local-api): every integration of the day gets a verdict");
+    let api_pid = processes[0].1;
+    let signalled = std::process::Command::new("kill")
+        .args(["-USR1", &api_pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success(), "SIGUSR1 to local-api ({api_pid})");
+    let checked = Instant::now();
+    loop {
+        let view = stack.get(&format!("/integrations/aws/{d_id}")).await;
+        if !view.body["health"].is_null() {
+            break;
+        }
+        assert!(
+            checked.elapsed() < Duration::from_secs(300),
+            "no health check verdict for d within 5 minutes: {}",
+            view.body
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("  d checked after {:?}", checked.elapsed());
+    // The day's labelled integrations split by health: each in exactly one listing, as
+    // its view says; the other tenant's failing listing names none of them.
+    let by_health = |health: &'static str| {
+        let (stack, label) = (&stack, &label);
+        async move {
+            let r = stack
+                .get(&format!(
+                    "/integrations/aws?label={label}&health={health}&limit=100"
+                ))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let items = r.body["items"].as_array().cloned().unwrap_or_default();
+            for i in &items {
+                assert_eq!(i["health"]["status"], health, "{i}");
+            }
+            items
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (ok, failing) = (by_health("ok").await, by_health("failing").await);
+    let all = stack
+        .get(&format!("/integrations/aws?label={label}&limit=100"))
+        .await;
+    let labelled: Vec<&Value> = all.body["items"].as_array().unwrap().iter().collect();
+    let verdicts = labelled.iter().filter(|i| !i["health"].is_null()).count();
+    assert_eq!(ok.len() + failing.len(), verdicts, "{}", all.body);
+    println!(
+        "  the day's {} labelled: {} ok, {} failing, {} not yet checked",
+        labelled.len(),
+        ok.len(),
+        failing.len(),
+        labelled.len() - verdicts
+    );
+    if let Some(id) = failing.first() {
+        let h = stack.get(&format!("/integrations/aws/{id}/history")).await;
+        assert!(
+            h.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "health_failing" && e["actor"] == "health-check"),
+            "{}",
+            h.body
+        );
+    }
+    let theirs = stack
+        .send_as(
+            other,
+            "GET",
+            "/integrations/aws?health=failing&limit=100",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    for id in failing.iter().chain(&ok) {
+        assert!(
+            !theirs.body.to_string().contains(id.as_str()),
+            "another tenant's health listing names {id}"
+        );
+    }
+
     println!("the user's day took {:.1} s", day.elapsed().as_secs_f64());
 }
