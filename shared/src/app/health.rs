@@ -6,6 +6,7 @@
 
 use super::connection::{ConnectionTester, Outcome, Report, StepStatus};
 use super::integrations::Integrations;
+use super::provisioning::assume_integration_role;
 use super::test_connection::saved_under_test;
 use crate::domain::{
     AuditAction, AuditEvent, BucketStatus, Caller, Health, Integration, LastTest, StateBucket,
@@ -13,8 +14,8 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::ports::{
-    AssumeRole, AwsCredentials, AwsIdentity, BucketCheck, BucketInspector, Hardening, HealthDue,
-    HealthQueue, HealthUpdate, IntegrationStore, PlatformPrincipal, Setting, WriteOutcome,
+    AwsCredentials, AwsIdentity, BucketCheck, BucketInspector, Hardening, HealthDue, HealthQueue,
+    HealthUpdate, IntegrationStore, PlatformPrincipal, Setting, WriteOutcome,
 };
 use futures::StreamExt as _;
 use secrecy::SecretString;
@@ -332,18 +333,9 @@ impl HealthCheck {
         let Some(role) = &i.aws_assumed_role_name else {
             return Ok(base);
         };
-        let arn = role.arn(bucket.region.partition(), &i.aws_account_id);
-        let session = AssumeRole::session_name();
-        let req = AssumeRole {
-            role_arn: &arn,
-            session_name: &session,
-            duration_seconds: i.aws_session_duration.as_secs(),
-            external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
-        };
-        self.identity
-            .assume_role(&base, &bucket.region, &req)
+        assume_integration_role(self.identity.as_ref(), i, role, bucket, &base)
             .await
-            .map_err(|f| f.describe())
+            .map_err(|(_, f)| f.describe())
     }
 
     /// Reads the ready bucket's hardening and re-applies what drifted.

@@ -65,22 +65,9 @@ impl CustomerAccount {
         f
     }
 
-    fn credentials(creds: &AwsCredentials) -> Credentials {
-        Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.expose_secret().to_owned(),
-            creds
-                .session_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            None,
-            "integration",
-        )
-    }
-
     fn sts(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_sts::Client {
         let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
-            .credentials_provider(Self::credentials(creds))
+            .credentials_provider(sdk_credentials(creds))
             // Regional STS endpoint of the integration's region (and so its partition).
             .region(aws_config::Region::new(region.as_str().to_owned()))
             .build();
@@ -89,11 +76,25 @@ impl CustomerAccount {
 
     pub fn s3(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_s3::Client {
         let conf = super::s3_config(&self.sdk)
-            .credentials_provider(Self::credentials(creds))
+            .credentials_provider(sdk_credentials(creds))
             .region(aws_config::Region::new(region.as_str().to_owned()))
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }
+}
+
+/// A user's (or a role session's) credentials as an SDK client's static provider.
+pub(super) fn sdk_credentials(creds: &AwsCredentials) -> Credentials {
+    Credentials::new(
+        creds.access_key_id.clone(),
+        creds.secret_access_key.expose_secret().to_owned(),
+        creds
+            .session_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        None,
+        "integration",
+    )
 }
 
 /// Reads `<Tag>value</Tag>` from an XML error body.

@@ -7,18 +7,16 @@
 //! takes the configuration's endpoint override (a local AWS). Clients are built per call
 //! over the process-wide configuration, as `customer` builds STS and S3 ones.
 
-use super::customer::{failure, user_call_timeouts};
+use super::customer::{failure, sdk_credentials, user_call_timeouts};
 use crate::domain::{Region, Timestamp};
 use crate::ports::{AccessKeyInspector, ActionOn, AwsCredentials, AwsFailure, Denial, KeyLastUse};
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
-use aws_credential_types::Credentials;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyError;
 use aws_sdk_iam::types::PolicyEvaluationDecisionType;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use secrecy::ExposeSecret;
 
 /// Results asked for per simulation (IAM's largest page): one call answers every action
 /// the platform asks about (the wiring caps the configured list well below it).
@@ -41,18 +39,8 @@ impl IamInspector {
     }
 
     fn client(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_iam::Client {
-        let credentials = Credentials::new(
-            creds.access_key_id.clone(),
-            creds.secret_access_key.expose_secret().to_owned(),
-            creds
-                .session_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            None,
-            "integration",
-        );
         let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
-            .credentials_provider(credentials)
+            .credentials_provider(sdk_credentials(creds))
             .region(aws_config::Region::new(region.as_str().to_owned()))
             .build();
         aws_sdk_iam::Client::from_conf(conf)
@@ -214,7 +202,9 @@ mod tests {
         let conf = aws_sdk_iam::Config::builder()
             .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-central-1"))
-            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
             .http_client(aws_smithy_mocks::create_mock_http_client())
             .interceptor(mocks)
             .build();

@@ -70,6 +70,7 @@ pub enum Outcome {
 }
 
 mod run;
+pub(crate) use run::assume_integration_role;
 mod sweep;
 
 pub use sweep::{SweepReport, SWEEP_BATCH};

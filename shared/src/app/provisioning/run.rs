@@ -5,8 +5,34 @@ use super::{Means, Provisioner};
 use crate::domain::{AccountId, BucketName, Integration, RoleName, StateBucket};
 use crate::error::{Error, Result};
 use crate::ports::{
-    AssumeRole, AwsCredentials, AwsFailure, CreateBucket, FailureKind, Hardening, PlatformSession,
+    AssumeRole, AwsCredentials, AwsFailure, AwsIdentity, CreateBucket, FailureKind, Hardening,
+    PlatformSession,
 };
+
+/// The integration's role, assumed with `base` (the user's keys or the platform's
+/// session) for work on its state bucket, in the bucket's region: its temporary
+/// credentials, or the role's ARN and why AssumeRole failed. Provisioning and the health
+/// check act on the bucket this way.
+pub(crate) async fn assume_integration_role(
+    identity: &dyn AwsIdentity,
+    i: &Integration,
+    role: &RoleName,
+    bucket: &StateBucket,
+    base: &AwsCredentials,
+) -> std::result::Result<AwsCredentials, (String, AwsFailure)> {
+    let arn = role.arn(bucket.region.partition(), &i.aws_account_id);
+    let session = AssumeRole::session_name();
+    let req = AssumeRole {
+        role_arn: &arn,
+        session_name: &session,
+        duration_seconds: i.aws_session_duration.as_secs(),
+        external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
+    };
+    match identity.assume_role(base, &bucket.region, &req).await {
+        Ok(creds) => Ok(creds),
+        Err(f) => Err((arn, f)),
+    }
+}
 
 /// A run's verdict on the user's side: the bucket's ARN, or why it failed.
 type Verdict = std::result::Result<String, String>;
@@ -102,18 +128,9 @@ impl Provisioner {
         bucket: &StateBucket,
         user: &AwsCredentials,
     ) -> std::result::Result<AwsCredentials, String> {
-        let arn = role.arn(bucket.region.partition(), &i.aws_account_id);
-        let session = AssumeRole::session_name();
-        let req = AssumeRole {
-            role_arn: &arn,
-            session_name: &session,
-            duration_seconds: i.aws_session_duration.as_secs(),
-            external_id: i.aws_external_id.as_ref().map(|e| e.as_str()),
-        };
-        self.identity
-            .assume_role(user, &bucket.region, &req)
+        assume_integration_role(self.identity.as_ref(), i, role, bucket, user)
             .await
-            .map_err(|f| reason("AssumeRole", &arn, &f))
+            .map_err(|(arn, f)| reason("AssumeRole", &arn, &f))
     }
 
     /// Creates (or adopts) the bucket, then checks that the account owns it while every
