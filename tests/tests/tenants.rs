@@ -387,5 +387,13 @@ async fn a_canary_secret_appears_nowhere_but_as_ciphertext() {
     }
     // The key id is stored and logged as the user gave it (it is an identifier, not a
     // secret), but every answer shows it masked.
-    assert!(!answers.contains("AKIAIOSFODNN7CANARYX"));
+    assert!(
+        !answers.contains("AKIAIOSFODNN7CANARYX"),
+        "{}",
+        answers
+            .match_indices("AKIAIOSFODNN7CANARYX")
+            .map(|(i, _)| &answers[i.saturating_sub(300)..(i + 100).min(answers.len())])
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
 }

@@ -470,3 +470,27 @@ async fn key_checks_add_no_round_and_the_simulation_at_most_one() {
     ]);
     assert_eq!(plain, [first, sorted(&["SimulatePrincipalPolicy"])]);
 }
+
+#[tokio::test]
+async fn iams_own_messages_naming_the_key_are_masked() {
+    let account = Arc::new(FakeAccount::default());
+    let said = |op: &str| AwsFailure {
+        message: Some(format!(
+            "The Access Key with id {KEY} cannot be found ({op})."
+        )),
+        ..aws_error("NoSuchEntity", 404)
+    };
+    account.answer_key_created(Err(said("ListAccessKeys")));
+    account.answer_key_last_used(Err(said("GetAccessKeyLastUsed")));
+    let r = run(&account, false).await;
+    assert_eq!(
+        codes(&r),
+        [
+            WarningCode::KeyFactsUnavailable,
+            WarningCode::KeyFactsUnavailable
+        ]
+    );
+    let text = serde_json::to_string(&r.warnings).expect("json");
+    assert!(!text.contains(KEY), "{text}");
+    assert!(text.contains("AKIA************MPLE"), "{text}");
+}
