@@ -234,6 +234,40 @@ async fn unknown_and_repeated_query_parameters_are_refused() {
         .unwrap()
         .contains("repeated"));
 
+    // The list's filters: a bad value is named, every one at once, nothing listed.
+    let r = env.get("/integrations/aws?health=sick").await;
+    assert_eq!((r.status, r.error_fields()), (400, vec!["health".into()]));
+    for days in ["-1", "3651", "ninety", "1.5", ""] {
+        let r = env
+            .get(&format!("/integrations/aws?key_older_than_days={days}"))
+            .await;
+        assert_eq!(
+            (r.status, r.error_fields()),
+            (400, vec!["key_older_than_days".into()]),
+            "{days}: {}",
+            r.body
+        );
+    }
+    let r = env
+        .get("/integrations/aws?health=OK&key_older_than_days=99999&limit=0")
+        .await;
+    let mut fields = r.error_fields();
+    fields.sort();
+    assert_eq!(
+        (r.status, fields),
+        (
+            400,
+            vec![
+                "health".into(),
+                "key_older_than_days".into(),
+                "limit".into()
+            ]
+        ),
+        "{}",
+        r.body
+    );
+    assert!(r.body.get("items").is_none(), "{}", r.body);
+
     // A route that reads no parameter takes none.
     for path in [
         format!("/integrations/aws/{id}?verbose=1"),

@@ -287,6 +287,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_filtered_listings_token_opens_only_with_the_same_filters() {
+        use crate::domain::HealthStatus;
+        use crate::ports::RecordFilter;
+        let k = keys();
+        let ann = Caller::user("ann", vec![]);
+        let filters = [
+            RecordFilter::default(),
+            RecordFilter {
+                health: Some(HealthStatus::Failing),
+                key_older_than_days: None,
+            },
+            RecordFilter {
+                health: Some(HealthStatus::Ok),
+                key_older_than_days: None,
+            },
+            RecordFilter {
+                health: None,
+                key_older_than_days: Some(90),
+            },
+            RecordFilter {
+                health: None,
+                key_older_than_days: Some(9),
+            },
+            RecordFilter {
+                health: Some(HealthStatus::Failing),
+                key_older_than_days: Some(90),
+            },
+        ];
+        let b = |filter| TokenBinding {
+            filter,
+            caller: &ann,
+            label: None,
+            limit: 5,
+        };
+        for (i, sealed_with) in filters.iter().enumerate() {
+            let t = k.seal(&position(), &b(sealed_with)).await.unwrap();
+            for (j, opened_with) in filters.iter().enumerate() {
+                let opened = k.open(&t, &b(opened_with)).await;
+                assert_eq!(opened.is_ok(), i == j, "sealed {i}, opened {j}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn altered_forged_and_expired_tokens_are_refused() {
         let k = keys();
         let ann = Caller::user("ann", vec![]);
