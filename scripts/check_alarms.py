@@ -8,7 +8,8 @@ Fails unless:
 - ProvisionFailureQueue has a depth (ApproximateNumberOfMessagesVisible) and an age
   (ApproximateAgeOfOldestMessage) alarm on its QueueName;
 - every HTTP API has a 5xx alarm (the 5xx metric, alone or in metric math) and a latency
-  alarm (Latency) on its ApiId;
+  alarm (Latency) on its ApiId, and a JSON access log (status as a number, the function's
+  request id);
 - every DynamoDB table has a throttling alarm on its read and write throttle events, for
   the table and each of its live global secondary indexes;
 - the health check's Embedded Metric Format summary has its two alarms (BecameFailing,
@@ -19,7 +20,8 @@ Fails unless:
 - the dashboard names every function and every alarm.
 
 It self-checks first that it notices a missing alarm, an alarm that notifies nobody, a
-function without tracing and a function missing from the dashboard.
+function without tracing, a function missing from the dashboard and an API without its
+access log.
 """
 
 from __future__ import annotations
@@ -101,10 +103,19 @@ def check(tpl: dict) -> tuple[list[str], str]:
     apis = of_type(res, "AWS::Serverless::HttpApi")
     if not apis:
         problems.append("no AWS::Serverless::HttpApi found")
-    for api in apis:
+    for api, a in apis.items():
         for metric in ("5xx", "Latency"):
             if not has("AWS/ApiGateway", {metric}, "ApiId", f"Ref:{api}"):
                 problems.append(f"{api}: no alarm on AWS/ApiGateway {metric} (ApiId: !Ref {api})")
+        # The access log ties a request to its function's logs and trace (the runbook's
+        # 5xx entry reads it); its status must be a number for metric filters.
+        access = (a.get("Properties") or {}).get("AccessLogSettings") or {}
+        fmt = str(access.get("Format") or "")
+        if not access.get("DestinationArn") or '"status":$context.status' not in fmt \
+                or "$context.integration.requestId" not in fmt:
+            problems.append(
+                f"{api}: no JSON access log with the status as a number and the function's request id"
+            )
 
     for table, t in of_type(res, "AWS::DynamoDB::Table").items():
         indexes = [
@@ -212,6 +223,12 @@ def self_check(tpl: dict) -> list[str]:
     expect(
         f"{functions[0]} traced PassThrough",
         lambda t: t["Resources"][functions[0]]["Properties"].update(Tracing="PassThrough"),
+    )
+
+    api = next(iter(of_type(res, "AWS::Serverless::HttpApi")))
+    expect(
+        f"{api} without its access log",
+        lambda t: t["Resources"][api]["Properties"].pop("AccessLogSettings"),
     )
 
     def new_function(t: dict) -> None:
