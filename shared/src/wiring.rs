@@ -213,7 +213,7 @@ fn test_connection_on(
     platform: Arc<PlatformAccount>,
 ) -> TestConnection {
     // IAM with the user's credentials, over the same configuration as its STS and S3.
-    let iam = Arc::new(IamInspector::new(account.config()));
+    let iam = Arc::new(IamInspector::new(&account));
     TestConnection {
         integrations,
         tester: ConnectionTester::new(account.clone(), account)

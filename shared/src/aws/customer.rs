@@ -56,13 +56,8 @@ impl CustomerAccount {
         &self.sdk
     }
 
-    /// [`failure`], naming a custom endpoint (a local AWS) when AWS was not reached.
     fn failure<E: ProvideErrorMetadata>(&self, err: &SdkError<E, HttpResponse>) -> AwsFailure {
-        let mut f = failure(err);
-        if f.no_answer.is_some() {
-            f.endpoint = self.sdk.endpoint_url().map(str::to_owned);
-        }
-        f
+        failure_from(&self.sdk, err)
     }
 
     fn sts(&self, creds: &AwsCredentials, region: &Region) -> aws_sdk_sts::Client {
@@ -81,6 +76,18 @@ impl CustomerAccount {
             .build();
         aws_sdk_s3::Client::from_conf(conf)
     }
+}
+
+/// [`failure`], naming `sdk`'s custom endpoint (a local AWS) when AWS was not reached.
+pub(super) fn failure_from<E: ProvideErrorMetadata>(
+    sdk: &SdkConfig,
+    err: &SdkError<E, HttpResponse>,
+) -> AwsFailure {
+    let mut f = failure(err);
+    if f.no_answer.is_some() {
+        f.endpoint = sdk.endpoint_url().map(str::to_owned);
+    }
+    f
 }
 
 /// A user's (or a role session's) credentials as an SDK client's static provider.

@@ -7,11 +7,10 @@
 //! takes the configuration's endpoint override (a local AWS). Clients are built per call
 //! over the process-wide configuration, as `customer` builds STS and S3 ones.
 
-use super::customer::{failure, sdk_credentials, user_call_timeouts};
+use super::customer::{failure_from, sdk_credentials, CustomerAccount};
 use crate::domain::{Region, Timestamp};
 use crate::ports::{AccessKeyInspector, ActionOn, AwsCredentials, AwsFailure, Denial, KeyLastUse};
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
 use aws_config::SdkConfig;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyError;
@@ -28,13 +27,10 @@ pub struct IamInspector {
 }
 
 impl IamInspector {
-    pub fn new(sdk: &SdkConfig) -> Self {
+    /// On the account adapter's configuration: users' timeouts and retries.
+    pub fn new(account: &CustomerAccount) -> Self {
         Self {
-            sdk: sdk
-                .to_builder()
-                .timeout_config(user_call_timeouts())
-                .retry_config(RetryConfig::standard().with_max_attempts(2))
-                .build(),
+            sdk: account.config().clone(),
         }
     }
 
@@ -46,13 +42,8 @@ impl IamInspector {
         aws_sdk_iam::Client::from_conf(conf)
     }
 
-    /// [`failure`], naming a custom endpoint (a local AWS) when AWS was not reached.
     fn failure<E: ProvideErrorMetadata>(&self, err: &SdkError<E, HttpResponse>) -> AwsFailure {
-        let mut f = failure(err);
-        if f.no_answer.is_some() {
-            f.endpoint = self.sdk.endpoint_url().map(str::to_owned);
-        }
-        f
+        failure_from(&self.sdk, err)
     }
 }
 
@@ -230,7 +221,13 @@ mod tests {
     }
 
     async fn run(rules: &[&Rule]) -> Result<Vec<Denial>, AwsFailure> {
-        simulate(&client(rules), USER, &checks(), failure).await
+        simulate(
+            &client(rules),
+            USER,
+            &checks(),
+            crate::aws::customer::failure,
+        )
+        .await
     }
 
     /// Answers each call with a decision per action: `denied` ones as given, the others
