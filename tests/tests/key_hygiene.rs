@@ -303,31 +303,7 @@ async fn root_standin(upstream: String, root_key: String, account: String) -> St
 /// An IAM user and its key in the open moto, in `account`.
 async fn open_moto_key(account: &str, name: &str) -> Keys {
     let iam = aws_sdk_iam::Client::new(&sdk_for(&moto_url(), "AKIAOPENMOTO00000000", "x").await);
-    let acct = account.to_owned();
-    let header = move |r: &mut aws_smithy_runtime_api::http::Request| {
-        r.headers_mut().insert("x-moto-account-id", acct.clone());
-    };
-    iam.create_user()
-        .user_name(name)
-        .customize()
-        .mutate_request(header.clone())
-        .send()
-        .await
-        .unwrap();
-    let key = iam
-        .create_access_key()
-        .user_name(name)
-        .customize()
-        .mutate_request(header)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    Keys {
-        id: key.access_key_id,
-        secret: key.secret_access_key,
-    }
+    create_user(&iam, name, None, Some(account)).await.1
 }
 
 #[tokio::test]

@@ -74,23 +74,25 @@ pub async fn world() -> &'static World {
 }
 
 /// CreateUser, PutUserPolicy (if any), CreateAccessKey; with `account`, each request
-/// names the moto account it is for. Returns (arn, keys).
-async fn create_user(
+/// names the moto account it is for (an open moto, or an enforcing one in its no-auth
+/// window). Returns (arn, keys).
+pub async fn create_user(
     iam: &aws_sdk_iam::Client,
     name: &str,
     policy: Option<&Value>,
-    account: Option<&'static str>,
+    account: Option<&str>,
 ) -> (String, Keys) {
+    let account = account.map(str::to_owned);
     let header = move |r: &mut aws_smithy_runtime_api::http::Request| {
-        if let Some(acct) = account {
-            r.headers_mut().insert("x-moto-account-id", acct);
+        if let Some(acct) = &account {
+            r.headers_mut().insert("x-moto-account-id", acct.clone());
         }
     };
     let arn = iam
         .create_user()
         .user_name(name)
         .customize()
-        .mutate_request(header)
+        .mutate_request(header.clone())
         .send()
         .await
         .unwrap()
@@ -103,7 +105,7 @@ async fn create_user(
             .policy_name("p")
             .policy_document(p.to_string())
             .customize()
-            .mutate_request(header)
+            .mutate_request(header.clone())
             .send()
             .await
             .unwrap();
