@@ -86,15 +86,6 @@ fn delegation_form(name: &str, role: &str) -> Value {
     })
 }
 
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {report}"))
-}
-
 fn names(report: &Value) -> Vec<String> {
     report["steps"]
         .as_array()

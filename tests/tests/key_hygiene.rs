@@ -72,15 +72,6 @@ fn warning<'a>(report: &'a Value, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} warning in {report}"))
 }
 
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {report}"))
-}
-
 fn time(v: &Value) -> Timestamp {
     Timestamp::parse(v.as_str().unwrap_or_else(|| panic!("no time: {v}"))).unwrap()
 }

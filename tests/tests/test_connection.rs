@@ -27,15 +27,6 @@ fn subject(account: &str, keys: &Keys) -> Value {
     })
 }
 
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {report}"))
-}
-
 fn statuses(report: &Value) -> Vec<(String, String)> {
     report["steps"]
         .as_array()

@@ -355,6 +355,16 @@ impl TestEnv {
 }
 
 /// A random 12-digit account id, so tests never share a bucket name.
+/// A Test Connection report's step by name (panics, showing the report, if absent).
+pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report}"))
+}
+
 pub fn random_account() -> String {
     let n = ulid::Ulid::new().random() % 900_000_000_000 + 100_000_000_000;
     n.to_string()

@@ -116,9 +116,14 @@ fn code(code: &str, status: u16) -> AwsFailure {
 }
 
 async fn run(fake: Fake, role: bool, bucket: bool) -> Report {
-    let secret = SecretString::from("s".repeat(40));
     let fake = Arc::new(fake);
-    let tester = ConnectionTester::new(fake.clone(), fake);
+    run_keys(&ConnectionTester::new(fake.clone(), fake), role, bucket).await
+}
+
+/// `tester` on account 123456789012's keys (AKIAIOSFODNN7EXAMPLE) in eu-central-1, with
+/// the role InfraKitchenRole if `role`, and the state bucket if `bucket`.
+pub(super) async fn run_keys(tester: &ConnectionTester, role: bool, bucket: bool) -> Report {
+    let secret = SecretString::from("s".repeat(40));
     let account = AccountId::parse(ACCOUNT).unwrap();
     let key_id = AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").unwrap();
     let role_name = RoleName::parse("InfraKitchenRole").unwrap();

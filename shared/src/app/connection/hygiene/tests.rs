@@ -6,11 +6,8 @@ use crate::app::connection::{
     WarningCode,
 };
 use crate::app::fakes::{aws_error, Call, FakeAccount, FakePlatform, Trace, TEMP_KEY_ID, USER_ARN};
-use crate::domain::{
-    AccessKeyId, AccountId, ExternalId, Region, RoleName, SessionDuration, Timestamp,
-};
+use crate::domain::{AccountId, ExternalId, Region, RoleName, SessionDuration, Timestamp};
 use crate::ports::{AwsFailure, CallerIdentity, Denial, KeyLastUse};
-use secrecy::SecretString;
 use std::sync::Arc;
 
 const ACCOUNT: &str = "123456789012";
@@ -43,25 +40,9 @@ fn tester(account: &Arc<FakeAccount>, extra: &[&str]) -> ConnectionTester {
     t
 }
 
+/// The connection tests' runner: the same keys, account and region.
 async fn run_with(t: &ConnectionTester, role: bool, bucket: bool) -> Report {
-    let secret = SecretString::from("s".repeat(40));
-    let account = AccountId::parse(ACCOUNT).expect("an account");
-    let key_id = AccessKeyId::parse(KEY).expect("a key id");
-    let role_name = RoleName::parse("InfraKitchenRole").expect("a role");
-    let region = Region::parse("eu-central-1").expect("a region");
-    t.run(&ConnectionUnderTest {
-        aws_account_id: &account,
-        auth: Auth::Keys {
-            key_id: &key_id,
-            secret: &secret,
-        },
-        role: role.then_some(&role_name),
-        external_id: None,
-        session_duration: SessionDuration::default(),
-        region: &region,
-        check_bucket: bucket,
-    })
-    .await
+    crate::app::connection::tests::run_keys(t, role, bucket).await
 }
 
 async fn run(account: &Arc<FakeAccount>, bucket: bool) -> Report {
