@@ -246,11 +246,6 @@ pub(super) fn judge_key(
         }
         _ => {}
     }
-    // IAM's own messages name the key in full ("The Access Key with id AKIA... cannot be
-    // found"): every answer shows it masked.
-    for w in &mut warnings {
-        w.message = w.message.replace(key_id.as_str(), &key);
-    }
     found.warnings.splice(0..0, warnings);
     found.access_key = known.then_some(facts);
 }

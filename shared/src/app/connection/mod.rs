@@ -313,6 +313,12 @@ impl ConnectionTester {
         if let (Some(_), Some(facts)) = (caller, facts) {
             hygiene::judge_key(facts, key_id, &(self.clock)(), &mut found);
         }
+        // IAM's own messages may name the key in full ("The Access Key with id AKIA...
+        // cannot be found"): every warning, the key's and the simulation's, shows it masked.
+        let masked = key_id.masked();
+        for w in &mut found.warnings {
+            w.message = w.message.replace(key_id.as_str(), &masked);
+        }
         found.into_report(s)
     }
 
